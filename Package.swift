@@ -1,0 +1,45 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Freshet",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "migrate", targets: ["migrate"]),
+        .library(name: "Freshet", targets: ["Freshet"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
+        .target(
+            name: "Freshet",
+            dependencies: [
+                "CLibPQ",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .executableTarget(
+            name: "migrate",
+            dependencies: [
+                "Freshet",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "FreshetTests",
+            dependencies: ["Freshet"]
+        ),
+        .testTarget(
+            name: "FreshetIntegrationTests",
+            dependencies: ["Freshet"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

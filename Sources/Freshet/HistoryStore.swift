@@ -1,0 +1,178 @@
+import Foundation
+
+/// The runner's own schema: the history of applied migrations and an append-only event log.
+public struct HistoryStore {
+    public static let schema = "migrate"
+    /// The two-part advisory lock key runners take: `pg_try_advisory_lock(1835624306, 1)`.
+    public static let lockKey = (classID: Int32(0x6D69_6772), objectID: Int32(1))
+
+    /// One row of `migrate.history`.
+    public struct Row: Sendable {
+        public enum State: String, Sendable {
+            case applied, running, failed
+        }
+
+        public var version: Int64
+        public var name: String
+        public var upChecksum: String
+        public var downChecksum: String?
+        public var state: State
+        public var appliedAt: String
+        public var appliedBy: String
+        public var durationMilliseconds: Double?
+        public var error: String?
+        public var failedStatement: Int?
+    }
+
+    public enum Action: String, Sendable {
+        case applied, rolledBack = "rolled_back", failed, repaired, forced
+    }
+
+    let connection: PGConnection
+
+    static let setupSQL = """
+        CREATE SCHEMA IF NOT EXISTS migrate;
+        COMMENT ON SCHEMA migrate IS 'Bookkeeping of the migrate runner: applied migrations and their event log.';
+        CREATE TABLE IF NOT EXISTS migrate.history (
+            version bigint PRIMARY KEY CHECK (version > 0),
+            name text NOT NULL,
+            up_checksum text NOT NULL,
+            down_checksum text,
+            state text NOT NULL CHECK (state IN ('applied', 'running', 'failed')),
+            applied_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+            applied_by text NOT NULL DEFAULT current_user,
+            duration interval,
+            error text,
+            failed_statement integer
+        );
+        COMMENT ON TABLE migrate.history IS 'One row per migration the database holds; running and failed rows belong to no-transaction files and need `migrate repair`.';
+        CREATE TABLE IF NOT EXISTS migrate.events (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            occurred_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+            version bigint NOT NULL,
+            name text NOT NULL,
+            action text NOT NULL CHECK (action IN ('applied', 'rolled_back', 'failed', 'repaired', 'forced')),
+            checksum text,
+            actor text NOT NULL DEFAULT current_user,
+            duration interval,
+            detail text
+        );
+        COMMENT ON TABLE migrate.events IS 'Append-only log of every applied, rolled back, failed, repaired and forced step.';
+        CREATE OR REPLACE FUNCTION migrate.refuse_event_change() RETURNS trigger
+            LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+        BEGIN
+            RAISE EXCEPTION 'migrate.events is append-only: % is not allowed', TG_OP
+                USING ERRCODE = 'insufficient_privilege';
+        END;
+        $$;
+        COMMENT ON FUNCTION migrate.refuse_event_change() IS 'Keeps migrate.events append-only.';
+        CREATE OR REPLACE TRIGGER events_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON migrate.events
+            FOR EACH STATEMENT EXECUTE FUNCTION migrate.refuse_event_change();
+        """
+
+    /// Whether the bookkeeping tables exist yet.
+    public func exists() throws -> Bool {
+        try connection.scalar("SELECT to_regclass('migrate.events') IS NOT NULL") == "t"
+    }
+
+    /// Creates the bookkeeping schema when it is missing. Call only while holding the runner lock.
+    public func ensure() throws {
+        if try !exists() { try connection.execute(Self.setupSQL) }
+    }
+
+    /// Every history row, by version.
+    public func rows() throws -> [Row] {
+        guard try exists() else { return [] }
+        let result = try connection.query(
+            """
+            SELECT version, name, up_checksum, down_checksum, state, applied_at::text, applied_by,
+                   extract(epoch FROM duration) * 1000, error, failed_statement
+            FROM migrate.history ORDER BY version
+            """)
+        return result.rows.map { row in
+            Row(
+                version: Int64(row[0]!)!, name: row[1]!, upChecksum: row[2]!, downChecksum: row[3],
+                state: Row.State(rawValue: row[4]!) ?? .failed, appliedAt: row[5]!, appliedBy: row[6]!,
+                durationMilliseconds: row[7].flatMap(Double.init), error: row[8], failedStatement: row[9].flatMap(Int.init))
+        }
+    }
+
+    /// SQL that records an applied migration; it runs inside the migration's own transaction.
+    func recordAppliedSQL(_ migration: Migration, milliseconds: Double) throws -> String {
+        let values = try [
+            String(migration.version), literal(migration.name), literal(migration.up.checksum.description),
+            migration.down.map { try literal($0.checksum.description) } ?? "NULL", "'applied'", interval(milliseconds),
+        ]
+        return """
+            INSERT INTO migrate.history (version, name, up_checksum, down_checksum, state, duration)
+            VALUES (\(values.joined(separator: ", ")))
+            ON CONFLICT (version) DO UPDATE SET name = excluded.name, up_checksum = excluded.up_checksum,
+                down_checksum = excluded.down_checksum, state = 'applied', applied_at = clock_timestamp(),
+                applied_by = current_user, duration = excluded.duration, error = NULL, failed_statement = NULL;
+            \(try eventSQL(migration.version, migration.name, .applied, checksum: migration.up.checksum.description, milliseconds: milliseconds))
+            """
+    }
+
+    /// SQL that forgets a rolled-back migration; it runs inside the down file's transaction.
+    func recordRolledBackSQL(_ migration: Migration, milliseconds: Double, forced: Bool) throws -> String {
+        var sql = "DELETE FROM migrate.history WHERE version = \(migration.version);\n"
+        if forced {
+            sql += try eventSQL(
+                migration.version, migration.name, .forced, checksum: migration.down?.checksum.description,
+                detail: "ran a down file that changed since the migration was applied") + "\n"
+        }
+        sql += try eventSQL(
+            migration.version, migration.name, .rolledBack, checksum: migration.down?.checksum.description,
+            milliseconds: milliseconds)
+        return sql
+    }
+
+    /// SQL for one event row.
+    func eventSQL(
+        _ version: Int64, _ name: String, _ action: Action, checksum: String? = nil, milliseconds: Double? = nil,
+        detail: String? = nil
+    ) throws -> String {
+        let values = try [
+            String(version), literal(name), literal(action.rawValue), checksum.map(literal) ?? "NULL",
+            milliseconds.map(interval) ?? "NULL", detail.map(literal) ?? "NULL",
+        ]
+        return "INSERT INTO migrate.events (version, name, action, checksum, duration, detail) VALUES (\(values.joined(separator: ", ")));"
+    }
+
+    /// Records an event in its own transaction, for steps whose own transaction rolled back.
+    func recordEvent(
+        _ version: Int64, _ name: String, _ action: Action, checksum: String? = nil, milliseconds: Double? = nil,
+        detail: String? = nil
+    ) throws {
+        try connection.execute(
+            eventSQL(version, name, action, checksum: checksum, milliseconds: milliseconds, detail: detail))
+    }
+
+    /// Writes the `running` row a no-transaction migration starts with.
+    func markRunning(_ migration: Migration) throws {
+        try connection.query(
+            """
+            INSERT INTO migrate.history (version, name, up_checksum, down_checksum, state)
+            VALUES ($1, $2, $3, $4, 'running')
+            ON CONFLICT (version) DO UPDATE SET state = 'running', error = NULL, failed_statement = NULL,
+                applied_at = clock_timestamp()
+            """,
+            [String(migration.version), migration.name, migration.up.checksum.description,
+             migration.down?.checksum.description])
+    }
+
+    /// Marks a no-transaction migration failed, keeping the error and the failing statement.
+    func markFailed(version: Int64, error: String, statement: Int?) throws {
+        try connection.query(
+            "UPDATE migrate.history SET state = 'failed', error = $2, failed_statement = $3 WHERE version = $1",
+            [String(version), error, statement.map(String.init)])
+    }
+
+    func literal(_ text: String) throws -> String {
+        try connection.literal(text)
+    }
+
+    func interval(_ milliseconds: Double) -> String {
+        "'\(String(format: "%.3f", milliseconds)) milliseconds'::interval"
+    }
+}

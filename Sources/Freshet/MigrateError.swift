@@ -1,0 +1,101 @@
+/// Everything the runner refuses or fails at, each with what to do next.
+public enum MigrateError: Error, CustomStringConvertible, Sendable {
+    case missingDirectory(String)
+    case unreadableFile(String)
+    case malformedFileName(file: String, reason: String)
+    case duplicateVersion(Int64, files: [String])
+    case orphanDownFile(String)
+    case missingDownFile(String)
+    case unknownDirective(file: String, directive: String)
+    case needsNoTransaction(file: String, line: Int, statement: String)
+    case transactionControlInTransactionalFile(file: String, line: Int, statement: String)
+    case noTransactionInSingleTransaction(file: String)
+    case malformedSumFile(String)
+    case verificationFailed([String])
+    case migrationFailed(MigrationFailure)
+    case unfinishedMigration(version: Int64, name: String, state: String, error: String?)
+    case downFileChanged(file: String, recorded: String, current: String)
+    case runnerLockTimeout(seconds: Double, holder: String?)
+    case nothingToRepair(version: Int64)
+    case unknownVersion(Int64)
+    case invalidDuration(String)
+    case cluster(String)
+    case several([MigrateError])
+
+    /// The process exit code this error maps to.
+    public var exitCode: ExitStatus {
+        switch self {
+        case .verificationFailed, .downFileChanged: .verificationFailure
+        case .several(let errors) where errors.allSatisfy({ $0.exitCode == .verificationFailure }):
+            .verificationFailure
+        case .invalidDuration: .usage
+        default: .error
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .missingDirectory(let path):
+            "migrations directory \(path) does not exist: pass --dir, set MIGRATIONS_DIR, or run `migrate new NAME` to start one"
+        case .unreadableFile(let path):
+            "cannot read \(path): check its permissions"
+        case .malformedFileName(let file, let reason):
+            "\(file): malformed migration file name: \(reason)"
+        case .duplicateVersion(let version, let files):
+            "version \(version) is used by more than one migration: \(files.joined(separator: ", ")); renumber one of them"
+        case .orphanDownFile(let file):
+            "\(file) has no matching .up.sql file: add the up file or remove the down file"
+        case .missingDownFile(let file):
+            "\(file) is missing, so this migration cannot be rolled back: write the down file first"
+        case .unknownDirective(let file, let directive):
+            "\(file):1: unknown directive `\(directive)`; the only directive is `\(TransactionPolicy.noTransactionDirective)`"
+        case .needsNoTransaction(let file, let line, let statement):
+            "\(file):\(line): \(statement) cannot run inside a transaction block; "
+                + "add `\(TransactionPolicy.noTransactionDirective)` as the first line of \(file), "
+                + "and keep such statements idempotent (IF NOT EXISTS) since the file then runs statement by statement"
+        case .transactionControlInTransactionalFile(let file, let line, let statement):
+            "\(file):\(line): \(statement) would end the transaction the runner wraps around the file and its history row; "
+                + "remove it, or add `\(TransactionPolicy.noTransactionDirective)` as the first line to manage transactions yourself"
+        case .noTransactionInSingleTransaction(let file):
+            "\(file) is marked `\(TransactionPolicy.noTransactionDirective)` and cannot run under --single-transaction; "
+                + "apply it on its own first (`migrate up --to` its version)"
+        case .malformedSumFile(let reason):
+            "\(SumFile.fileName) is malformed: \(reason); run `migrate sum` to write it again"
+        case .verificationFailed(let problems):
+            "verification failed:\n" + problems.map { "  - \($0)" }.joined(separator: "\n")
+        case .migrationFailed(let failure):
+            failure.description
+        case .unfinishedMigration(let version, let name, let state, let error):
+            "migration \(version)_\(name) is \(state)"
+                + (error.map { ": \($0)" } ?? " (a runner stopped in the middle of it)")
+                + "\nIt ran outside a transaction, so part of it may be applied. Inspect the database, finish or undo it by hand, then run\n"
+                + "  migrate repair \(version)               # to run it again with the next `migrate up`\n"
+                + "  migrate repair \(version) --applied     # if you completed it by hand"
+        case .downFileChanged(let file, let recorded, let current):
+            "\(file) changed since its migration was applied (recorded \(recorded), now \(current)); "
+                + "review it, then pass --force to run the current file (the force is recorded as an event)"
+        case .runnerLockTimeout(let seconds, let holder):
+            "another runner held the migration lock for \(seconds) s"
+                + (holder.map { " (\($0))" } ?? "") + "; wait for it to finish or raise --lock-wait"
+        case .nothingToRepair(let version):
+            "migration \(version) is neither failed, running nor changed: there is nothing to repair"
+        case .unknownVersion(let version):
+            "no migration has version \(version): check `migrate status`"
+        case .invalidDuration(let text):
+            "invalid duration `\(text)`: use a number with a unit, such as 500ms, 5s, 1min or 2h"
+        case .cluster(let message):
+            message
+        case .several(let errors):
+            errors.map(\.description).joined(separator: "\n")
+        }
+    }
+}
+
+/// Documented process exit codes.
+public enum ExitStatus: Int32, Sendable {
+    case success = 0
+    case error = 1
+    case usage = 2
+    /// History, files or the sum file disagree, or `status --exit-code` found work to do.
+    case verificationFailure = 3
+}

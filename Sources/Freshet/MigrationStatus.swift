@@ -1,0 +1,47 @@
+/// What `migrate status` reports for one migration.
+public struct MigrationStatus: Codable, Equatable, Sendable {
+    public enum State: String, Codable, Sendable {
+        case applied, pending, changed, missing, running, failed
+    }
+
+    public var version: Int64
+    public var name: String
+    public var state: State
+    /// A pending migration older than the newest applied one.
+    public var outOfOrder: Bool
+    public var appliedAt: String?
+    public var durationMilliseconds: Double?
+    public var error: String?
+
+    /// Whether this entry means `status --exit-code` should fail.
+    public var needsAttention: Bool { state != .applied }
+
+    /// Merges history rows and files into one entry per version.
+    public static func merge(directory: MigrationDirectory, rows: [HistoryStore.Row]) -> [MigrationStatus] {
+        let rowsByVersion = Dictionary(uniqueKeysWithValues: rows.map { ($0.version, $0) })
+        let newestApplied = rows.map(\.version).max() ?? 0
+        var entries: [MigrationStatus] = directory.migrations.map { migration in
+            guard let row = rowsByVersion[migration.version] else {
+                return MigrationStatus(
+                    version: migration.version, name: migration.name, state: .pending,
+                    outOfOrder: migration.version < newestApplied)
+            }
+            let state: State
+            switch row.state {
+            case .running: state = .running
+            case .failed: state = .failed
+            case .applied: state = row.upChecksum == migration.up.checksum.description ? .applied : .changed
+            }
+            return MigrationStatus(
+                version: row.version, name: row.name, state: state, outOfOrder: false, appliedAt: row.appliedAt,
+                durationMilliseconds: row.durationMilliseconds, error: row.error)
+        }
+        for row in rows where directory.migration(version: row.version) == nil {
+            entries.append(
+                MigrationStatus(
+                    version: row.version, name: row.name, state: .missing, outOfOrder: false, appliedAt: row.appliedAt,
+                    durationMilliseconds: row.durationMilliseconds, error: row.error))
+        }
+        return entries.sorted { $0.version < $1.version }
+    }
+}

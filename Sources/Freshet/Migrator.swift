@@ -1,0 +1,447 @@
+import Foundation
+
+/// Applies, rolls back and repairs migrations against one database, one runner at a time.
+public final class Migrator {
+    let connection: PGConnection
+    let directory: MigrationDirectory
+    let reporter: Reporter
+    let options: MigratorOptions
+    let history: HistoryStore
+    private var currentFile = "migrate"
+
+    /// One migration step: the script to run and the bookkeeping that commits with it.
+    private struct Step {
+        var migration: Migration
+        var script: MigrationScript
+        var verb: String
+        var record: (Double) throws -> String
+    }
+
+    /// Raised inside a transaction that hit `lock_timeout`, so the caller can retry it.
+    private struct LockTimedOut: Error, @unchecked Sendable {
+        var step: Step
+        var error: PostgresError
+    }
+
+    public init(connection: PGConnection, directory: MigrationDirectory, reporter: Reporter, options: MigratorOptions) {
+        self.connection = connection
+        self.directory = directory
+        self.reporter = reporter
+        self.options = options
+        self.history = HistoryStore(connection: connection)
+        connection.onNotice = { [weak self, reporter] notice in
+            reporter.notice(notice, file: self?.currentFile ?? "migrate")
+        }
+    }
+
+    // MARK: - Commands
+
+    /// Applies every pending migration up to `target`, each in its own transaction unless told otherwise.
+    @discardableResult
+    public func up(to target: Int64? = nil) throws -> [Migration] {
+        try withRunnerLock {
+            let rows = try verifiedHistory()
+            let plan = MigrationPlanner.up(directory.migrations, applied: Set(rows.map(\.version)), target: target)
+            for migration in plan { try TransactionPolicy.check(migration.up) }
+            if options.singleTransaction, let file = plan.first(where: { $0.up.isNonTransactional }) {
+                throw MigrateError.noTransactionInSingleTransaction(file: file.up.fileName)
+            }
+            guard !plan.isEmpty else {
+                let newest = rows.map(\.version).max().map { " at version \($0)" } ?? ""
+                reporter.info("nothing to apply: the database is up to date\(newest)")
+                return []
+            }
+            let steps = plan.map { migration in
+                Step(migration: migration, script: migration.up, verb: "applied") { [history] milliseconds in
+                    try history.recordAppliedSQL(migration, milliseconds: milliseconds)
+                }
+            }
+            try run(steps, dryRunVerb: "would apply")
+            return plan
+        }
+    }
+
+    /// Rolls back applied migrations, newest first, running the down files recorded at apply time.
+    @discardableResult
+    public func down(_ target: MigrationPlanner.DownTarget = .steps(1)) throws -> [Migration] {
+        try withRunnerLock {
+            let rows = try verifiedHistory()
+            let rowsByVersion = Dictionary(uniqueKeysWithValues: rows.map { ($0.version, $0) })
+            let versions = MigrationPlanner.down(applied: rows.map(\.version), target: target)
+            var steps: [Step] = []
+            for version in versions {
+                guard let migration = directory.migration(version: version), let row = rowsByVersion[version] else {
+                    throw MigrateError.unknownVersion(version)
+                }
+                guard let down = migration.down else {
+                    throw MigrateError.missingDownFile("\(migration.label).down.sql")
+                }
+                try TransactionPolicy.check(down)
+                let forced = row.downChecksum != down.checksum.description
+                if forced && !options.force {
+                    throw MigrateError.downFileChanged(
+                        file: down.fileName, recorded: row.downChecksum ?? "no down file",
+                        current: down.checksum.description)
+                }
+                steps.append(Step(migration: migration, script: down, verb: forced ? "rolled back (forced)" : "rolled back") {
+                    [history] milliseconds in
+                    try history.recordRolledBackSQL(migration, milliseconds: milliseconds, forced: forced)
+                })
+            }
+            if options.singleTransaction, let step = steps.first(where: { $0.script.isNonTransactional }) {
+                throw MigrateError.noTransactionInSingleTransaction(file: step.script.fileName)
+            }
+            if steps.isEmpty { reporter.info("nothing to roll back") }
+            try run(steps, dryRunVerb: "would roll back")
+            return steps.map(\.migration)
+        }
+    }
+
+    /// Clears a failed or interrupted no-transaction migration, or accepts changed or missing files.
+    ///
+    /// - Parameter markApplied: record a failed or running migration as applied, because it was finished by hand.
+    public func repair(version: Int64, markApplied: Bool = false) throws {
+        try withRunnerLock {
+            try history.ensure()
+            guard let row = try history.rows().first(where: { $0.version == version }) else {
+                throw MigrateError.unknownVersion(version)
+            }
+            let migration = directory.migration(version: version)
+            let detail: String
+            switch (row.state, migration) {
+            case (.running, _), (.failed, _):
+                if markApplied, let migration {
+                    try connection.execute(
+                        """
+                        UPDATE migrate.history SET state = 'applied', error = NULL, failed_statement = NULL,
+                            up_checksum = \(try connection.literal(migration.up.checksum.description)),
+                            down_checksum = \(try migration.down.map { try connection.literal($0.checksum.description) } ?? "NULL")
+                        WHERE version = \(version)
+                        """)
+                    detail = "marked \(row.state.rawValue) migration applied, as finished by hand"
+                } else {
+                    try connection.execute("DELETE FROM migrate.history WHERE version = \(version)")
+                    detail = "cleared \(row.state.rawValue) migration; the next `migrate up` runs it again"
+                }
+            case (.applied, nil):
+                try connection.execute("DELETE FROM migrate.history WHERE version = \(version)")
+                detail = "forgot applied migration whose file is missing"
+            case (.applied, let migration?):
+                let up = migration.up.checksum.description
+                let down = migration.down?.checksum.description
+                guard row.upChecksum != up || row.downChecksum != down else {
+                    throw MigrateError.nothingToRepair(version: version)
+                }
+                try connection.query(
+                    "UPDATE migrate.history SET up_checksum = $2, down_checksum = $3 WHERE version = $1",
+                    [String(version), up, down])
+                detail = "accepted changed files: up \(row.upChecksum) -> \(up), down \(row.downChecksum ?? "none") -> \(down ?? "none")"
+            }
+            try history.recordEvent(version, row.name, .repaired, checksum: migration?.up.checksum.description, detail: detail)
+            reporter.step("repaired", "\(version)_\(row.name)")
+            reporter.info("  \(detail)")
+        }
+    }
+
+    /// Every migration's state, read without taking the runner lock.
+    public func status() throws -> [MigrationStatus] {
+        MigrationStatus.merge(directory: directory, rows: try history.rows())
+    }
+
+    /// Checks history against the files without changing anything; throws what `up` would refuse.
+    public func verify() throws {
+        let rows = try history.rows()
+        try refuseUnfinished(rows)
+        let problems = HistoryDrift(directory: directory, rows: rows).problems(allowOutOfOrder: options.allowOutOfOrder)
+        if !problems.isEmpty { throw MigrateError.verificationFailed(problems) }
+    }
+
+    // MARK: - Locking and verification
+
+    private func withRunnerLock<T>(_ body: () throws -> T) throws -> T {
+        try prepareSession()
+        let key = [String(HistoryStore.lockKey.classID), String(HistoryStore.lockKey.objectID)]
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: .milliseconds(Int64(options.lockWait * 1000)))
+        var delay = 0.01
+        var announced = false
+        while try connection.scalar("SELECT pg_try_advisory_lock($1::int, $2::int)", key) != "t" {
+            guard clock.now < deadline else {
+                throw MigrateError.runnerLockTimeout(seconds: options.lockWait, holder: try lockHolder())
+            }
+            if !announced {
+                reporter.detail("waiting for the migration lock held by \(try lockHolder() ?? "another runner")")
+                announced = true
+            }
+            usleep(useconds_t(delay * 1_000_000))
+            delay = min(delay * 2, 0.25)
+        }
+        defer { _ = try? connection.query("SELECT pg_advisory_unlock($1::int, $2::int)", key) }
+        reporter.detail("holding the migration lock")
+        return try body()
+    }
+
+    private func prepareSession() throws {
+        var settings = "SET application_name = 'migrate'"
+        if let version = try connection.scalar("SHOW server_version_num").flatMap(Int.init), version >= 140000 {
+            // A killed runner's backend then notices within a second and rolls back, releasing its locks.
+            settings += "; SET client_connection_check_interval = '1s'"
+        }
+        try connection.execute(settings)
+    }
+
+    private func lockHolder() throws -> String? {
+        let result = try connection.query(
+            """
+            SELECT a.pid::text, coalesce(nullif(a.application_name, ''), 'unnamed'), a.usename::text,
+                   coalesce(a.client_addr::text, 'local socket')
+            FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+            WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1::int::oid AND l.objid = $2::int::oid
+              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            """, [String(HistoryStore.lockKey.classID), String(HistoryStore.lockKey.objectID)])
+        return result.rows.first.map { "pid \($0[0]!), \($0[1]!) as \($0[2]!) from \($0[3]!)" }
+    }
+
+    /// Reads history under the lock and refuses unfinished migrations and drift.
+    private func verifiedHistory() throws -> [HistoryStore.Row] {
+        if !options.dryRun { try history.ensure() }
+        let rows = try history.rows()
+        try refuseUnfinished(rows)
+        let problems = HistoryDrift(directory: directory, rows: rows).problems(allowOutOfOrder: options.allowOutOfOrder)
+        if !problems.isEmpty { throw MigrateError.verificationFailed(problems) }
+        return rows
+    }
+
+    private func refuseUnfinished(_ rows: [HistoryStore.Row]) throws {
+        if let row = rows.first(where: { $0.state != .applied }) {
+            let error = row.error.map { message in
+                row.failedStatement.map { "statement \($0) failed: \(message)" } ?? message
+            }
+            throw MigrateError.unfinishedMigration(
+                version: row.version, name: row.name, state: row.state.rawValue, error: error)
+        }
+    }
+
+    // MARK: - Running steps
+
+    private func run(_ steps: [Step], dryRunVerb: String) throws {
+        if options.dryRun {
+            for step in steps {
+                let mode = step.script.isNonTransactional ? " (no transaction)" : ""
+                reporter.step(dryRunVerb, step.script.fileName + mode)
+            }
+            return
+        }
+        if options.singleTransaction {
+            try runInTransaction(steps)
+            return
+        }
+        for step in steps {
+            if step.script.isNonTransactional {
+                try runStatementByStatement(step)
+            } else {
+                try runInTransaction([step])
+            }
+        }
+    }
+
+    /// Runs the steps and their bookkeeping in one transaction, retrying it after a lock timeout.
+    private func runInTransaction(_ steps: [Step]) throws {
+        var attempt = 0
+        while true {
+            do {
+                let timings = try attemptTransaction(steps)
+                for (step, milliseconds) in zip(steps, timings) {
+                    reporter.step(step.verb, step.migration.label, milliseconds: milliseconds)
+                }
+                return
+            } catch let timedOut as LockTimedOut {
+                attempt += 1
+                guard attempt <= options.lockRetries else {
+                    var failure = locate(timedOut.error, in: timedOut.step, replaying: [])
+                    failure.note = try blockingSessions(after: attempt)
+                    try recordFailure(failure, step: timedOut.step)
+                    throw MigrateError.migrationFailed(failure)
+                }
+                let delay = options.retryBackoff * pow(2, Double(attempt - 1)) * Double.random(in: 0.8...1.2)
+                reporter.info(
+                    "\(timedOut.step.script.fileName): lock timeout, attempt \(attempt) of \(options.lockRetries + 1); "
+                        + String(format: "retrying in %.1f s", delay))
+                usleep(useconds_t(delay * 1_000_000))
+            }
+        }
+    }
+
+    private func attemptTransaction(_ steps: [Step]) throws -> [Double] {
+        try connection.execute("BEGIN; SET LOCAL lock_timeout = '\(PostgresDuration.milliseconds(options.lockTimeout))'")
+        var timings: [Double] = []
+        for (index, step) in steps.enumerated() {
+            currentFile = step.script.fileName
+            defer { currentFile = "migrate" }
+            let started = ContinuousClock.now
+            do {
+                try connection.execute(step.script.sql)
+            } catch let error as PostgresError {
+                rollback()
+                if error.isLockTimeout { throw LockTimedOut(step: step, error: error) }
+                let failure = locate(error, in: step, replaying: steps[..<index].map(\.script))
+                try recordFailure(failure, step: step)
+                throw MigrateError.migrationFailed(failure)
+            } catch {
+                rollback()
+                throw error
+            }
+            let milliseconds = Self.milliseconds(since: started)
+            let commit = index == steps.count - 1 ? "\nCOMMIT;" : ""
+            do {
+                try connection.execute(try step.record(milliseconds) + commit)
+            } catch {
+                rollback()
+                throw error
+            }
+            timings.append(milliseconds)
+        }
+        return timings
+    }
+
+    /// Runs a no-transaction file one statement at a time, keeping a `running` row until it finishes.
+    private func runStatementByStatement(_ step: Step) throws {
+        let statements = SQLStatementSplitter.split(step.script.sql)
+        if step.script.direction == .up { try history.markRunning(step.migration) }
+        currentFile = step.script.fileName
+        defer { currentFile = "migrate" }
+        try connection.execute("SET lock_timeout = '\(PostgresDuration.milliseconds(options.lockTimeout))'")
+        defer { _ = try? connection.execute("RESET lock_timeout") }
+        let started = ContinuousClock.now
+        for (index, statement) in statements.enumerated() {
+            var attempt = 0
+            while true {
+                do {
+                    try connection.execute(statement.text)
+                    break
+                } catch let error as PostgresError {
+                    attempt += 1
+                    if error.isLockTimeout && attempt <= options.lockRetries {
+                        usleep(useconds_t(options.retryBackoff * pow(2, Double(attempt - 1)) * 1_000_000))
+                        continue
+                    }
+                    var failure = MigrationFailure(
+                        file: step.script.fileName, statementIndex: index + 1, statementCount: statements.count,
+                        error: error)
+                    failure.location = Self.location(of: error.position, in: statement, script: step.script)
+                    failure.lineText = failure.location.map { $0.lineText(in: step.script.sql) }
+                    failure.rolledBack = index == 0
+                    failure.version = step.migration.version
+                    if error.isLockTimeout { failure.note = try blockingSessions(after: attempt) }
+                    try history.markFailed(version: step.migration.version, error: error.description, statement: index + 1)
+                    try history.recordEvent(
+                        step.migration.version, step.migration.name, .failed, checksum: step.script.checksum.description,
+                        detail: failure.summary)
+                    throw MigrateError.migrationFailed(failure)
+                }
+            }
+        }
+        let milliseconds = Self.milliseconds(since: started)
+        try connection.execute("BEGIN;\n" + (try step.record(milliseconds)) + "\nCOMMIT;")
+        reporter.step(step.verb, step.migration.label, milliseconds: milliseconds)
+    }
+
+    private func rollback() {
+        _ = try? connection.execute("ROLLBACK")
+    }
+
+    private func recordFailure(_ failure: MigrationFailure, step: Step) throws {
+        try history.recordEvent(
+            step.migration.version, step.migration.name, .failed, checksum: step.script.checksum.description,
+            detail: failure.summary)
+    }
+
+    // MARK: - Diagnostics
+
+    /// Finds the failing line: from the server's position, or by replaying the file statement by
+    /// statement in a transaction that is always rolled back.
+    private func locate(_ error: PostgresError, in step: Step, replaying earlier: [MigrationScript]) -> MigrationFailure {
+        var failure = MigrationFailure(file: step.script.fileName, error: error)
+        failure.version = step.migration.version
+        if let position = error.position {
+            let location = SourceLocation(characterPosition: position, in: step.script.sql)
+            failure.location = location
+            failure.lineText = location.lineText(in: step.script.sql)
+            return failure
+        }
+        let statements = SQLStatementSplitter.split(step.script.sql)
+        guard statements.count > 1, !error.isLockTimeout else {
+            if let first = statements.first {
+                failure.location = SourceLocation(utf8Offset: first.utf8Offset, in: step.script.sql)
+                failure.lineText = failure.location?.lineText(in: step.script.sql)
+            }
+            return failure
+        }
+        reporter.detail("locating the failing statement of \(step.script.fileName) by replaying it in a rolled-back transaction")
+        defer { rollback() }
+        do {
+            try connection.execute("BEGIN; SET LOCAL lock_timeout = '\(PostgresDuration.milliseconds(options.lockTimeout))'")
+            for script in earlier { try connection.execute(script.sql) }
+            for (index, statement) in statements.enumerated() {
+                do {
+                    try connection.execute(statement.text)
+                } catch let replayed as PostgresError {
+                    failure.statementIndex = index + 1
+                    failure.statementCount = statements.count
+                    failure.location = Self.location(of: replayed.position, in: statement, script: step.script)
+                    failure.lineText = failure.location.map { $0.lineText(in: step.script.sql) }
+                    return failure
+                }
+            }
+        } catch {
+            reporter.detail("replay stopped: \(error)")
+        }
+        return failure
+    }
+
+    /// Describes the sessions that hold locks in this database, oldest transaction first.
+    private func blockingSessions(after attempts: Int) throws -> String {
+        let result = try connection.query(
+            """
+            SELECT a.pid::text, a.usename::text, coalesce(nullif(a.application_name, ''), 'unnamed'),
+                   coalesce(a.state, 'unknown'),
+                   coalesce(extract(epoch FROM now() - a.xact_start)::int, 0)::text,
+                   left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 80),
+                   string_agg(DISTINCT l.mode || ' on ' || l.relation::regclass::text, ', ')
+            FROM pg_locks l
+            JOIN pg_stat_activity a USING (pid)
+            JOIN pg_class c ON c.oid = l.relation
+            WHERE l.granted AND l.locktype = 'relation' AND l.pid <> pg_backend_pid()
+              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+              AND c.relnamespace <> 'pg_catalog'::regnamespace
+            GROUP BY 1, 2, 3, 4, 5, 6, a.xact_start
+            ORDER BY a.xact_start NULLS LAST
+            LIMIT 3
+            """)
+        let timeout = PostgresDuration.milliseconds(options.lockTimeout)
+        guard !result.rows.isEmpty else {
+            return "lock_timeout (\(timeout)) expired \(attempts) times; the blocking session has since released its locks."
+        }
+        let sessions = result.rows.map { row in
+            "pid \(row[0]!) (user \(row[1]!), application \(row[2]!), \(row[3]!), transaction open \(row[4]!) s, "
+                + "last query: \(row[5]!)) holds \(row[6]!)"
+        }
+        return "lock_timeout (\(timeout)) expired \(attempts) times; blocked by:\n    "
+            + sessions.joined(separator: "\n    ")
+            + "\n  End those transactions (pg_terminate_backend(pid)) or retry when they finish; --lock-timeout raises the wait."
+    }
+
+    static func location(of position: Int?, in statement: SQLStatement, script: MigrationScript) -> SourceLocation {
+        let start = SourceLocation(utf8Offset: statement.utf8Offset, in: script.sql)
+        guard let position else { return start }
+        let inner = SourceLocation(characterPosition: position, in: statement.text)
+        return inner.line == 1
+            ? SourceLocation(line: start.line, column: start.column + inner.column - 1)
+            : SourceLocation(line: start.line + inner.line - 1, column: inner.column)
+    }
+
+    private static func milliseconds(since start: ContinuousClock.Instant) -> Double {
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+    }
+}

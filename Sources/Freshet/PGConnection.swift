@@ -1,0 +1,156 @@
+import CLibPQ
+import Foundation
+
+/// A blocking libpq connection that runs whole SQL scripts and reports server notices.
+public final class PGConnection {
+    /// The rows a statement returned, as text, with the command tag.
+    public struct Result: Sendable {
+        public var columns: [String]
+        public var rows: [[String?]]
+        public var commandTag: String
+    }
+
+    fileprivate let handle: OpaquePointer
+    private let noticeBox = NoticeBox()
+
+    /// Called with each NOTICE, WARNING or INFO the server sends.
+    public var onNotice: ((PostgresError) -> Void)? {
+        get { noticeBox.handler }
+        set { noticeBox.handler = newValue }
+    }
+
+    /// Connects with a libpq connection string or URL; an empty string uses `PG*` variables and defaults.
+    public init(conninfo: String) throws {
+        guard let handle = PQconnectdb(conninfo) else {
+            throw ConnectionError(message: "out of memory", target: "the database")
+        }
+        self.handle = handle
+        guard PQstatus(handle) == CONNECTION_OK else {
+            let message = String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines)
+            let target = ConnectionTarget(conninfo: conninfo).description
+            PQfinish(handle)
+            throw ConnectionError(message: message, target: target)
+        }
+        PQsetNoticeReceiver(handle, { context, result in
+            guard let context, let result else { return }
+            let box = Unmanaged<NoticeBox>.fromOpaque(context).takeUnretainedValue()
+            box.handler?(PostgresError(result: result))
+        }, Unmanaged.passUnretained(noticeBox).toOpaque())
+    }
+
+    deinit {
+        PQfinish(handle)
+    }
+
+    /// Where this connection landed: host or socket directory, port, database and user.
+    public var target: ConnectionTarget {
+        ConnectionTarget(
+            host: PQhost(handle).map { String(cString: $0) } ?? "",
+            port: PQport(handle).map { String(cString: $0) } ?? "",
+            database: PQdb(handle).map { String(cString: $0) } ?? "",
+            user: PQuser(handle).map { String(cString: $0) } ?? ""
+        )
+    }
+
+    /// The server process serving this connection.
+    public var backendPID: Int32 { PQbackendPID(handle) }
+
+    /// Whether the server still answers on this connection.
+    public var isHealthy: Bool { PQstatus(handle) == CONNECTION_OK }
+
+    /// Runs one or more statements with the simple query protocol and returns every result.
+    ///
+    /// The whole text travels in one message, so a multi-statement script costs one round trip.
+    /// When a statement fails, the server skips the rest and the error is thrown after libpq
+    /// has drained the connection.
+    @discardableResult
+    public func execute(_ sql: String) throws -> [Result] {
+        guard PQsendQuery(handle, sql) == 1 else { throw connectionFailure() }
+        var results: [Result] = []
+        var failure: PostgresError?
+        while let result = PQgetResult(handle) {
+            defer { PQclear(result) }
+            switch PQresultStatus(result) {
+            case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY, PGRES_SINGLE_TUPLE:
+                results.append(Self.read(result))
+            case PGRES_FATAL_ERROR, PGRES_NONFATAL_ERROR:
+                failure = failure ?? PostgresError(result: result)
+            case PGRES_COPY_IN, PGRES_COPY_BOTH:
+                PQputCopyEnd(handle, "COPY FROM STDIN is not supported in migrations")
+            case PGRES_COPY_OUT:
+                var buffer: UnsafeMutablePointer<CChar>?
+                while PQgetCopyData(handle, &buffer, 0) > 0 { PQfreemem(buffer) }
+            default:
+                failure = failure ?? PostgresError(result: result)
+            }
+        }
+        if let failure { throw failure }
+        if !isHealthy { throw connectionFailure() }
+        return results
+    }
+
+    /// Runs one statement with text parameters (`$1`, `$2`, ...) and returns its rows.
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [String?] = []) throws -> Result {
+        let cStrings = parameters.map { $0.map { strdup($0) } ?? nil }
+        defer { cStrings.forEach { free($0) } }
+        let values = cStrings.map { UnsafePointer($0) }
+        guard let result = PQexecParams(handle, sql, Int32(values.count), nil, values, nil, nil, 0) else {
+            throw connectionFailure()
+        }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK:
+            return Self.read(result)
+        case PGRES_FATAL_ERROR, PGRES_NONFATAL_ERROR:
+            throw PostgresError(result: result)
+        default:
+            if !isHealthy { throw connectionFailure() }
+            throw PostgresError(result: result)
+        }
+    }
+
+    /// The first column of the first row, or nil.
+    public func scalar(_ sql: String, _ parameters: [String?] = []) throws -> String? {
+        try query(sql, parameters).rows.first?.first ?? nil
+    }
+
+    fileprivate func connectionFailure() -> ConnectionError {
+        ConnectionError(
+            message: String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines),
+            target: target.description)
+    }
+
+    private static func read(_ result: OpaquePointer) -> Result {
+        let columnCount = PQnfields(result)
+        let rowCount = PQntuples(result)
+        let columns = (0..<columnCount).map { String(cString: PQfname(result, $0)) }
+        var rows: [[String?]] = []
+        rows.reserveCapacity(Int(rowCount))
+        for row in 0..<rowCount {
+            rows.append((0..<columnCount).map { column in
+                PQgetisnull(result, row, column) == 1 ? nil : String(cString: PQgetvalue(result, row, column))
+            })
+        }
+        return Result(columns: columns, rows: rows, commandTag: String(cString: PQcmdStatus(result)))
+    }
+
+    /// Asks the server at `conninfo` whether it accepts connections, without logging in.
+    public static func ping(conninfo: String) -> Bool {
+        PQping(conninfo) == PQPING_OK
+    }
+}
+
+/// Holds the notice handler where libpq's C callback can reach it.
+private final class NoticeBox {
+    var handler: ((PostgresError) -> Void)?
+}
+
+extension PGConnection {
+    /// Quotes `text` as an SQL string literal for this connection's encoding.
+    public func literal(_ text: String) throws -> String {
+        guard let quoted = PQescapeLiteral(handle, text, text.utf8.count) else { throw connectionFailure() }
+        defer { PQfreemem(quoted) }
+        return String(cString: quoted)
+    }
+}

@@ -1,0 +1,43 @@
+import ArgumentParser
+import Foundation
+import Freshet
+
+/// The `migrate` command: versioned SQL migrations for PostgreSQL.
+@main
+struct Migrate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Apply, roll back and verify versioned PostgreSQL migrations.",
+        discussion: """
+            Exit codes: 0 success, 1 error, 2 usage, 3 verification failure \
+            (changed, missing or out-of-order files, a stale migrate.sum, or `status --exit-code` with work to do).
+            """,
+        subcommands: [
+            Up.self, Down.self, Status.self, Verify.self, New.self, Sum.self, Repair.self, Wait.self, Test.self,
+            Cluster.self,
+        ]
+    )
+
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let error as MigrateError {
+            fail(error, status: error.exitCode)
+        } catch let error as PostgresError {
+            fail(error, status: .error)
+        } catch let error as ConnectionError {
+            fail(error, status: .error)
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(ExitStatus.usage.rawValue)
+            }
+            exit(withError: error)
+        }
+    }
+
+    private static func fail(_ error: some Error, status: ExitStatus) -> Never {
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        Foundation.exit(status.rawValue)
+    }
+}

@@ -1,0 +1,28 @@
+import ArgumentParser
+import Foundation
+import Freshet
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show applied, pending, changed, missing and failed migrations.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    @Flag(help: "Exit 3 when anything is pending, changed, missing, running or failed.")
+    var exitCode = false
+
+    func run() throws {
+        let directory = try global.loadDirectory()
+        let connection = try global.connect()
+        let migrator = Migrator(
+            connection: connection, directory: directory, reporter: global.reporter, options: MigratorOptions())
+        let entries = try migrator.status()
+        print(json ? try StatusReport.json(entries) : StatusReport.table(entries))
+        if exitCode && entries.contains(where: \.needsAttention) {
+            throw ExitCode(ExitStatus.verificationFailure.rawValue)
+        }
+    }
+}

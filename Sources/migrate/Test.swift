@@ -1,0 +1,30 @@
+import ArgumentParser
+import Foundation
+import Freshet
+
+struct Test: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the SQL tests in fresh migrated databases, then check the down-and-up round trip.",
+        discussion: "Without --url it starts a disposable cluster and removes it afterwards.")
+
+    @Option(help: "Migrations directory (default: $MIGRATIONS_DIR, then migrations/).")
+    var dir: String?
+
+    @Option(help: "A server to create disposable databases on; without it, a disposable cluster.")
+    var url: String?
+
+    @Option(help: "Directory of pgTAP files.")
+    var tests = "Tests/sql"
+
+    @Flag(name: .shortAndLong, help: "Print notices and cluster details.")
+    var verbose = false
+
+    func run() throws {
+        let global = try GlobalOptions.parse(dir.map { ["--dir", $0] } ?? [])
+        let runner = SQLTestRunner(
+            directory: try global.loadDirectory(), testsDirectory: tests,
+            reporter: Reporter(verbosity: verbose ? .verbose : .normal))
+        let summary = try runner.run(url: url)
+        if summary.failed > 0 { throw ExitCode.failure }
+    }
+}

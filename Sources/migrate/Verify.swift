@@ -1,0 +1,27 @@
+import ArgumentParser
+import Freshet
+
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check files against migrate.sum and, unless --offline, against the database's history.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Flag(help: "Check only migrate.sum, with no database.")
+    var offline = false
+
+    @Flag(help: "Accept pending files older than the newest applied migration.")
+    var allowOutOfOrder = false
+
+    func run() throws {
+        let directory = try global.loadDirectory()
+        try SumFile.verify(directory: directory)
+        if !offline {
+            var options = MigratorOptions()
+            options.allowOutOfOrder = allowOutOfOrder
+            try Migrator(connection: global.connect(), directory: directory, reporter: global.reporter, options: options)
+                .verify()
+        }
+        global.reporter.info("verified \(directory.migrations.count) migrations\(offline ? " against \(SumFile.fileName)" : "")")
+    }
+}

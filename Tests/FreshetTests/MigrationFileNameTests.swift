@@ -1,0 +1,32 @@
+import Testing
+
+@testable import Freshet
+
+@Suite struct MigrationFileNameTests {
+    @Test func parsesGolangMigrateNames() throws {
+        let up = try MigrationFileName.parse("0001_create_users.up.sql").get()
+        #expect(up == MigrationFileName(version: 1, name: "create_users", direction: .up))
+        let down = try MigrationFileName.parse("20260101120000_add-index.v2.down.sql").get()
+        #expect(down == MigrationFileName(version: 20_260_101_120_000, name: "add-index.v2", direction: .down))
+    }
+
+    @Test(arguments: [
+        ("create_users.up.sql", "version number"),
+        ("0001.up.sql", "followed by _"),
+        ("0001_.up.sql", "followed by _"),
+        ("0000_zero.up.sql", "positive"),
+        ("99999999999999999999_big.up.sql", "positive"),
+        ("0001_users.sql", ".up.sql or .down.sql"),
+        ("0001_users.UP.sql", ".up.sql or .down.sql"),
+        ("0001_us ers.up.sql", "ASCII"),
+        ("0001_usérs.up.sql", "ASCII"),
+    ])
+    func refusesMalformedNames(name: String, reason: String) {
+        guard case .failure(.malformedFileName(let file, let why)) = MigrationFileName.parse(name) else {
+            Issue.record("\(name) should be refused")
+            return
+        }
+        #expect(file == name)
+        #expect(why.contains(reason))
+    }
+}
