@@ -1,0 +1,139 @@
+import Foundation
+import Testing
+
+@testable import Freshet
+
+/// Runs the built `migrate` binary and checks what a user sees: output and exit codes.
+@Suite struct EndToEndTests {
+    @Test func upPrintsTheTargetWithoutSecretsThenOneLinePerMigrationWithNotices() throws {
+        let database = try TestDatabase()
+        let fixture = try MigrationFixture()
+        try fixture.add("1_users", "CREATE TABLE users (id int);\nDO $$ BEGIN RAISE NOTICE 'hello from users'; END $$;")
+        let url = database.url.replacingOccurrences(of: "postgres@", with: "postgres:s3cret@")
+        let outcome = try MigrateBinary.run(["up", "--dir", fixture.path, "--url", url])
+        #expect(outcome.status == 0, "\(outcome.output)")
+        let lines = outcome.output.split(separator: "\n").map(String.init)
+        #expect(lines.first == "target: host=\(database.cluster.rootDirectory) port=5432 database=\(database.name) user=postgres")
+        #expect(!outcome.output.contains("s3cret"))
+        #expect(lines.contains("1_users.up.sql: NOTICE: hello from users"))
+        #expect(lines.contains { $0.range(of: #"^applied +1_users \([0-9.]+ ms\)$"#, options: .regularExpression) != nil })
+        let again = try MigrateBinary.run(["up", "--dir", fixture.path, "--url", url, "--quiet"])
+        #expect(again.status == 0)
+        #expect(again.output.isEmpty)
+    }
+
+    @Test func environmentSuppliesTheDatabaseAndDirectory() throws {
+        let database = try TestDatabase()
+        let fixture = try MigrationFixture(["1_env": "CREATE TABLE from_env (id int);"])
+        let outcome = try MigrateBinary.run(["up"], environment: ["DATABASE_URL": database.url, "MIGRATIONS_DIR": fixture.path])
+        #expect(outcome.status == 0, "\(outcome.output)")
+        #expect(try database.tableExists("from_env"))
+    }
+
+    @Test func statusExitCodeAndJSON() throws {
+        let database = try TestDatabase()
+        let fixture = try MigrationFixture(["1_a": "SELECT 1;", "2_b": "SELECT 2;"])
+        let pending = try MigrateBinary.run(["status", "--exit-code", "--dir", fixture.path, "--url", database.url])
+        #expect(pending.status == 3)
+        #expect(pending.output.contains("2 pending"))
+        #expect(try MigrateBinary.run(["up", "--dir", fixture.path, "--url", database.url]).status == 0)
+        let clean = try MigrateBinary.run(["status", "--exit-code", "--dir", fixture.path, "--url", database.url])
+        #expect(clean.status == 0, "\(clean.output)")
+        try fixture.remove("1_a")
+        let json = try MigrateBinary.run(["status", "--json", "--dir", fixture.path, "--url", database.url])
+        let entries = try JSONDecoder().decode([MigrationStatus].self, from: Data(json.output.utf8))
+        #expect(entries.map(\.state) == [.missing, .applied])
+    }
+
+    @Test func usageErrorsExitTwo() throws {
+        #expect(try MigrateBinary.run(["down", "--to", "1", "--steps", "2"]).status == 2)
+        #expect(try MigrateBinary.run(["up", "--no-such-flag"]).status == 2)
+        #expect(try MigrateBinary.run(["up", "--lock-timeout", "5 parsecs", "--url", "host=/nonexistent"]).status == 2)
+        #expect(try MigrateBinary.run(["--help"]).status == 0)
+    }
+
+    @Test func aFailingMigrationExitsOneAndNamesTheLine() throws {
+        let database = try TestDatabase()
+        let fixture = try MigrationFixture(["1_bad": "CREATE TABLE ok (id int);\nSELECT * FROM no_such_table;"])
+        let outcome = try MigrateBinary.run(["up", "--dir", fixture.path, "--url", database.url])
+        #expect(outcome.status == 1)
+        #expect(outcome.output.contains("error: 1_bad.up.sql:2:15: ERROR 42P01: relation \"no_such_table\" does not exist"))
+        #expect(outcome.output.contains("2 | SELECT * FROM no_such_table;"))
+    }
+
+    @Test func aMalformedFileNameIsNamed() throws {
+        let fixture = try MigrationFixture(["1_a": "SELECT 1;"])
+        try fixture.write("v2_oops.up.sql", "SELECT 1;")
+        let outcome = try MigrateBinary.run(["verify", "--offline", "--dir", fixture.path])
+        #expect(outcome.status == 1)
+        #expect(outcome.output.contains("v2_oops.up.sql: malformed migration file name"))
+    }
+
+    @Test func newSumAndOfflineVerify() throws {
+        let fixture = try MigrationFixture(["0007_existing": "SELECT 1;"])
+        let missingSum = try MigrateBinary.run(["verify", "--offline", "--dir", fixture.path])
+        #expect(missingSum.status == 3)
+        let created = try MigrateBinary.run(["new", "add users", "--dir", fixture.path])
+        #expect(created.status == 0, "\(created.output)")
+        #expect(FileManager.default.fileExists(atPath: "\(fixture.path)/0008_add_users.up.sql"))
+        #expect(FileManager.default.fileExists(atPath: "\(fixture.path)/0008_add_users.down.sql"))
+        #expect(try MigrateBinary.run(["verify", "--offline", "--dir", fixture.path]).status == 0)
+        try fixture.write("0007_existing.up.sql", "SELECT 2;")
+        let edited = try MigrateBinary.run(["verify", "--offline", "--dir", fixture.path])
+        #expect(edited.status == 3)
+        #expect(edited.output.contains("0007_existing.up.sql was edited"))
+        #expect(try MigrateBinary.run(["sum", "--dir", fixture.path]).status == 0)
+        #expect(try MigrateBinary.run(["verify", "--offline", "--dir", fixture.path]).status == 0)
+    }
+
+    @Test func waitSucceedsOrTimesOut() throws {
+        let database = try TestDatabase()
+        #expect(try MigrateBinary.run(["wait", "--url", database.url, "--timeout", "5s"]).status == 0)
+        let missing = try MigrateBinary.run(["wait", "--url", "host=/nonexistent-socket-dir", "--timeout", "200ms"])
+        #expect(missing.status == 1)
+        #expect(missing.output.contains("did not accept connections within 0.2 s"))
+    }
+
+    @Test func migrateTestCountsPgTAPResultsAndCatchesAnInexactDown() throws {
+        let cluster = try TestCluster.shared()
+        let fixture = try MigrationFixture()
+        try fixture.add("1_a", "CREATE TABLE a (id int);", down: "DROP TABLE a;")
+        try fixture.add("2_b", "CREATE TABLE b (id int);\nCREATE INDEX b_id ON b (id);", down: "DROP INDEX b_id;")
+        let tests = try MigrationFixture()
+        try tests.write("a.sql", "SELECT plan(2);\nSELECT has_table('a');\nSELECT ok(false, 'meant to fail');\nSELECT * FROM finish();")
+        let outcome = try MigrateBinary.run([
+            "test", "--dir", fixture.path, "--tests", tests.path, "--url", cluster.url(database: "postgres"),
+        ])
+        #expect(outcome.status == 1)
+        #expect(outcome.output.contains("ok 1 - Table a should exist"))
+        #expect(outcome.output.contains("not ok 2 - meant to fail"))
+        #expect(outcome.output.contains("not ok 2 - every down leaves the schema of an empty database"))
+        #expect(outcome.output.contains("CREATE TABLE public.b"))
+        #expect(outcome.output.contains("not ok 3 - every up again"))
+        #expect(outcome.output.hasSuffix("2 passed, 3 failed\n"))
+        let leftovers = try cluster.connect(database: "postgres")
+            .scalar("SELECT count(*) FROM pg_database WHERE datname LIKE 'freshet\\_%'")
+        #expect(leftovers == "0")
+    }
+
+    @Test func aKilledTestRunRemovesItsDisposableCluster() throws {
+        let temporary = NSTemporaryDirectory() + "freshet-e2e-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: temporary) }
+        let fixture = try MigrationFixture(["1_a": "SELECT 1;"])
+        let tests = try MigrationFixture()
+        try tests.write("slow.sql", "SELECT plan(1);\nSELECT pg_sleep(60);\nSELECT pass('slept');")
+        let run = try MigrateBinary.start(
+            ["test", "--dir", fixture.path, "--tests", tests.path], environment: ["TMPDIR": temporary])
+        func clusterDirectories() -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: temporary)) ?? []).filter { $0.hasPrefix("freshet-pg-") }
+        }
+        #expect(eventually(timeout: 30) {
+            clusterDirectories().contains { FileManager.default.fileExists(atPath: "\(temporary)/\($0)/data/postmaster.pid") }
+        })
+        usleep(500_000)
+        kill(run.pid, SIGKILL)
+        _ = run.wait()
+        #expect(eventually(timeout: 15) { clusterDirectories().isEmpty })
+    }
+}
