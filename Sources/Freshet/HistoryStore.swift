@@ -28,6 +28,21 @@ public struct HistoryStore {
         case applied, rolledBack = "rolled_back", failed, repaired, forced
     }
 
+    /// How long a step took, as the bookkeeping SQL records it.
+    public enum Duration: Sendable {
+        case milliseconds(Double)
+        /// Measured by the server: the bookkeeping runs in the same query string as the file, so the
+        /// time since the query arrived is the time the file took.
+        case sinceQueryStart
+
+        var sql: String {
+            switch self {
+            case .milliseconds(let value): "'\(String(format: "%.3f", value)) milliseconds'::interval"
+            case .sinceQueryStart: "clock_timestamp() - statement_timestamp()"
+            }
+        }
+    }
+
     let connection: PGConnection
 
     static let setupSQL = """
@@ -98,10 +113,10 @@ public struct HistoryStore {
     }
 
     /// SQL that records an applied migration; it runs inside the migration's own transaction.
-    func recordAppliedSQL(_ migration: Migration, milliseconds: Double) throws -> String {
+    func recordAppliedSQL(_ migration: Migration, duration: Duration) throws -> String {
         let values = try [
             String(migration.version), literal(migration.name), literal(migration.up.checksum.description),
-            migration.down.map { try literal($0.checksum.description) } ?? "NULL", "'applied'", interval(milliseconds),
+            migration.down.map { try literal($0.checksum.description) } ?? "NULL", "'applied'", duration.sql,
         ]
         return """
             INSERT INTO migrate.history (version, name, up_checksum, down_checksum, state, duration)
@@ -109,12 +124,12 @@ public struct HistoryStore {
             ON CONFLICT (version) DO UPDATE SET name = excluded.name, up_checksum = excluded.up_checksum,
                 down_checksum = excluded.down_checksum, state = 'applied', applied_at = clock_timestamp(),
                 applied_by = current_user, duration = excluded.duration, error = NULL, failed_statement = NULL;
-            \(try eventSQL(migration.version, migration.name, .applied, checksum: migration.up.checksum.description, milliseconds: milliseconds))
+            \(try eventSQL(migration.version, migration.name, .applied, checksum: migration.up.checksum.description, duration: duration))
             """
     }
 
     /// SQL that forgets a rolled-back migration; it runs inside the down file's transaction.
-    func recordRolledBackSQL(_ migration: Migration, milliseconds: Double, forced: Bool) throws -> String {
+    func recordRolledBackSQL(_ migration: Migration, duration: Duration, forced: Bool) throws -> String {
         var sql = "DELETE FROM migrate.history WHERE version = \(migration.version);\n"
         if forced {
             sql += try eventSQL(
@@ -123,29 +138,28 @@ public struct HistoryStore {
         }
         sql += try eventSQL(
             migration.version, migration.name, .rolledBack, checksum: migration.down?.checksum.description,
-            milliseconds: milliseconds)
+            duration: duration)
         return sql
     }
 
     /// SQL for one event row.
     func eventSQL(
-        _ version: Int64, _ name: String, _ action: Action, checksum: String? = nil, milliseconds: Double? = nil,
+        _ version: Int64, _ name: String, _ action: Action, checksum: String? = nil, duration: Duration? = nil,
         detail: String? = nil
     ) throws -> String {
         let values = try [
             String(version), literal(name), literal(action.rawValue), checksum.map(literal) ?? "NULL",
-            milliseconds.map(interval) ?? "NULL", detail.map(literal) ?? "NULL",
+            duration?.sql ?? "NULL", detail.map(literal) ?? "NULL",
         ]
         return "INSERT INTO migrate.events (version, name, action, checksum, duration, detail) VALUES (\(values.joined(separator: ", ")));"
     }
 
     /// Records an event in its own transaction, for steps whose own transaction rolled back.
     func recordEvent(
-        _ version: Int64, _ name: String, _ action: Action, checksum: String? = nil, milliseconds: Double? = nil,
-        detail: String? = nil
+        _ version: Int64, _ name: String, _ action: Action, checksum: String? = nil, detail: String? = nil
     ) throws {
         try connection.execute(
-            eventSQL(version, name, action, checksum: checksum, milliseconds: milliseconds, detail: detail))
+            eventSQL(version, name, action, checksum: checksum, detail: detail))
     }
 
     /// Writes the `running` row a no-transaction migration starts with.
@@ -170,9 +184,5 @@ public struct HistoryStore {
 
     func literal(_ text: String) throws -> String {
         try connection.literal(text)
-    }
-
-    func interval(_ milliseconds: Double) -> String {
-        "'\(String(format: "%.3f", milliseconds)) milliseconds'::interval"
     }
 }

@@ -25,7 +25,7 @@ public struct MigrationDirectory: Sendable {
             case .failure(let error):
                 problems.append(error)
             case .success(let parsed):
-                let filePath = (path as NSString).appendingPathComponent(fileName)
+                let filePath = path.hasSuffix("/") ? path + fileName : path + "/" + fileName
                 guard let bytes = FileManager.default.contents(atPath: filePath) else {
                     throw MigrateError.unreadableFile(filePath)
                 }

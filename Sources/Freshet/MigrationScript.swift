@@ -11,6 +11,8 @@ public struct MigrationScript: Sendable {
     public let direction: Direction
     /// The file's path on disk.
     public let path: String
+    /// The file name without its directory.
+    public let fileName: String
     /// The text after BOM removal and line-ending normalisation; this is what runs.
     public let sql: String
     public let checksum: Checksum
@@ -20,12 +22,10 @@ public struct MigrationScript: Sendable {
         self.name = name
         self.direction = direction
         self.path = path
+        self.fileName = path.split(separator: "/").last.map(String.init) ?? path
         self.sql = sql
         self.checksum = Checksum(normalizedText: sql)
     }
-
-    /// The file name without its directory.
-    public var fileName: String { (path as NSString).lastPathComponent }
 
     /// Whether the file opts out of the wrapping transaction with `-- migrate:no-transaction`.
     public var isNonTransactional: Bool { TransactionPolicy.hasNoTransactionDirective(sql) }

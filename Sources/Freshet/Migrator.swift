@@ -14,7 +14,7 @@ public final class Migrator {
         var migration: Migration
         var script: MigrationScript
         var verb: String
-        var record: (Double) throws -> String
+        var record: (HistoryStore.Duration) throws -> String
     }
 
     /// Raised inside a transaction that hit `lock_timeout`, so the caller can retry it.
@@ -52,8 +52,8 @@ public final class Migrator {
                 return []
             }
             let steps = plan.map { migration in
-                Step(migration: migration, script: migration.up, verb: "applied") { [history] milliseconds in
-                    try history.recordAppliedSQL(migration, milliseconds: milliseconds)
+                Step(migration: migration, script: migration.up, verb: "applied") { [history] duration in
+                    try history.recordAppliedSQL(migration, duration: duration)
                 }
             }
             try run(steps, dryRunVerb: "would apply")
@@ -84,8 +84,8 @@ public final class Migrator {
                         current: down.checksum.description)
                 }
                 steps.append(Step(migration: migration, script: down, verb: forced ? "rolled back (forced)" : "rolled back") {
-                    [history] milliseconds in
-                    try history.recordRolledBackSQL(migration, milliseconds: milliseconds, forced: forced)
+                    [history] duration in
+                    try history.recordRolledBackSQL(migration, duration: duration, forced: forced)
                 })
             }
             if options.singleTransaction, let step = steps.first(where: { $0.script.isNonTransactional }) {
@@ -182,7 +182,8 @@ public final class Migrator {
     }
 
     private func prepareSession() throws {
-        var settings = "SET application_name = 'migrate'"
+        var settings =
+            "SET application_name = 'migrate'; SET lock_timeout = '\(PostgresDuration.milliseconds(options.lockTimeout))'"
         if let version = try connection.scalar("SHOW server_version_num").flatMap(Int.init), version >= 140000 {
             // A killed runner's backend then notices within a second and rolls back, releasing its locks.
             settings += "; SET client_connection_check_interval = '1s'"
@@ -272,34 +273,43 @@ public final class Migrator {
         }
     }
 
+    /// Sends each file and its bookkeeping as one query string: the server runs a multi-statement
+    /// string as one implicit transaction, so a migration costs a single round trip and commits with
+    /// its history row or not at all. Several steps share an explicit transaction instead.
     private func attemptTransaction(_ steps: [Step]) throws -> [Double] {
-        try connection.execute("BEGIN; SET LOCAL lock_timeout = '\(PostgresDuration.milliseconds(options.lockTimeout))'")
+        let explicit = steps.count > 1
+        if explicit { try connection.execute("BEGIN") }
         var timings: [Double] = []
         for (index, step) in steps.enumerated() {
             currentFile = step.script.fileName
             defer { currentFile = "migrate" }
             let started = ContinuousClock.now
+            // The newline ends a trailing line comment; the semicolon ends a last statement without one.
+            let query = step.script.sql + "\n;\n" + (try step.record(.sinceQueryStart))
             do {
-                try connection.execute(step.script.sql)
+                try connection.execute(query)
             } catch let error as PostgresError {
-                rollback()
+                if explicit { rollback() }
+                if let position = error.position, position > step.script.sql.unicodeScalars.count {
+                    throw error
+                }
                 if error.isLockTimeout { throw LockTimedOut(step: step, error: error) }
                 let failure = locate(error, in: step, replaying: steps[..<index].map(\.script))
                 try recordFailure(failure, step: step)
                 throw MigrateError.migrationFailed(failure)
             } catch {
-                rollback()
+                if explicit { rollback() }
                 throw error
             }
-            let milliseconds = Self.milliseconds(since: started)
-            let commit = index == steps.count - 1 ? "\nCOMMIT;" : ""
+            timings.append(Self.milliseconds(since: started))
+        }
+        if explicit {
             do {
-                try connection.execute(try step.record(milliseconds) + commit)
+                try connection.execute("COMMIT")
             } catch {
                 rollback()
                 throw error
             }
-            timings.append(milliseconds)
         }
         return timings
     }
@@ -310,8 +320,6 @@ public final class Migrator {
         if step.script.direction == .up { try history.markRunning(step.migration) }
         currentFile = step.script.fileName
         defer { currentFile = "migrate" }
-        try connection.execute("SET lock_timeout = '\(PostgresDuration.milliseconds(options.lockTimeout))'")
-        defer { _ = try? connection.execute("RESET lock_timeout") }
         let started = ContinuousClock.now
         for (index, statement) in statements.enumerated() {
             var attempt = 0
@@ -342,7 +350,7 @@ public final class Migrator {
             }
         }
         let milliseconds = Self.milliseconds(since: started)
-        try connection.execute("BEGIN;\n" + (try step.record(milliseconds)) + "\nCOMMIT;")
+        try connection.execute(try step.record(.milliseconds(milliseconds)))
         reporter.step(step.verb, step.migration.label, milliseconds: milliseconds)
     }
 
@@ -380,7 +388,7 @@ public final class Migrator {
         reporter.detail("locating the failing statement of \(step.script.fileName) by replaying it in a rolled-back transaction")
         defer { rollback() }
         do {
-            try connection.execute("BEGIN; SET LOCAL lock_timeout = '\(PostgresDuration.milliseconds(options.lockTimeout))'")
+            try connection.execute("BEGIN")
             for script in earlier { try connection.execute(script.sql) }
             for (index, statement) in statements.enumerated() {
                 do {

@@ -54,7 +54,11 @@ public final class PostgresCluster: @unchecked Sendable {
     }
 
     /// Opens the development cluster at `path`, creating and starting it as needed. It is never removed.
-    public static func persistent(at path: String, cronDatabase: String = "freshet") throws -> PostgresCluster {
+    ///
+    /// - Parameter durable: false creates it with `fsync=off`, for benchmarks and throw-away work.
+    public static func persistent(at path: String, cronDatabase: String = "freshet", durable: Bool = true) throws
+        -> PostgresCluster
+    {
         let installation = try PostgresInstallation.find()
         let root = URL(fileURLWithPath: path).standardizedFileURL.path
         let cluster = PostgresCluster(
@@ -68,7 +72,7 @@ public final class PostgresCluster: @unchecked Sendable {
                 "the \(ProcessRunner.serverUser) OS user cannot reach \(root); put the cluster in a directory every user can traverse")
         }
         let fresh = !FileManager.default.fileExists(atPath: "\(cluster.dataDirectory)/PG_VERSION")
-        if fresh { try cluster.initialize(durable: true) }
+        if fresh { try cluster.initialize(durable: durable) }
         if !cluster.isRunning { try cluster.start() }
         if fresh { try cluster.createDatabase(cronDatabase) }
         return cluster

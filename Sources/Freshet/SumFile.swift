@@ -32,18 +32,21 @@ public struct SumFile: Equatable, Sendable {
 
     /// Parses the text of a sum file.
     public init(text: String) throws {
-        var lines = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        // Split on bytes: Character-based splitting costs more than hashing for large directories.
+        var lines = text.utf8.split(separator: UInt8(ascii: "\n")).map { line in
+            String(decoding: line.filter { $0 != UInt8(ascii: "\r") }, as: UTF8.self)
+        }
         guard let header = lines.first, header.hasPrefix("\(Checksum.algorithm):") else {
             throw MigrateError.malformedSumFile("the first line must be the total, sha256:<hex>")
         }
         lines.removeFirst()
         total = header
         entries = try lines.map { line in
-            let parts = line.split(separator: " ")
+            let parts = line.utf8.split(separator: UInt8(ascii: " "))
             guard parts.count == 2 else {
                 throw MigrateError.malformedSumFile("expected `<file> sha256:<hex>`, found `\(line)`")
             }
-            return Entry(fileName: String(parts[0]), chainedHash: String(parts[1]))
+            return Entry(fileName: String(decoding: parts[0], as: UTF8.self), chainedHash: String(decoding: parts[1], as: UTF8.self))
         }
     }
 

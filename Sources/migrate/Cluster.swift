@@ -13,8 +13,11 @@ struct Cluster: ParsableCommand {
         @Option(help: "The cluster's directory.")
         var path = ".pgdata"
 
+        @Flag(inversion: .prefixedNo, help: "Whether a new cluster syncs to disk; --no-fsync suits benchmarks.")
+        var fsync = true
+
         func run() throws {
-            let cluster = try PostgresCluster.persistent(at: path)
+            let cluster = try PostgresCluster.persistent(at: path, durable: fsync)
             print(cluster.url(database: cluster.cronDatabase))
         }
     }
