@@ -104,7 +104,8 @@ public final class PostgresCluster: @unchecked Sendable {
 
     /// The same target as a `postgresql://` URL, for tools that only take URLs.
     public func url(database: String) -> String {
-        let socket = rootDirectory.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? rootDirectory
+        let unreserved = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))
+        let socket = rootDirectory.addingPercentEncoding(withAllowedCharacters: unreserved) ?? rootDirectory
         return "postgresql://\(superuser)@/\(database)?host=\(socket)&port=\(port)"
     }
 
