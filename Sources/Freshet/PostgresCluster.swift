@@ -170,18 +170,26 @@ public final class PostgresCluster: @unchecked Sendable {
         chmod(path, 0o700)
     }
 
+    /// Starts the watchdog that removes this cluster once this process has ended, however it ended.
+    ///
+    /// It keeps trying for a while: the process may have died in the middle of `initdb` or `pg_ctl
+    /// start`, which go on writing into the directory. SIGQUIT is PostgreSQL's immediate shutdown.
     private func startWatchdog() throws {
-        let stopCommand =
-            (ProcessRunner.isRoot ? "/usr/sbin/runuser -u \(ProcessRunner.serverUser) -- " : "")
-            + "\"$2\" -D \"$3\" -m immediate -w stop"
         let script = """
             trap '' INT TERM HUP
             while kill -0 "$1" 2>/dev/null; do sleep 0.5; done
-            if [ -f "$3/postmaster.pid" ]; then \(stopCommand) >/dev/null 2>&1; fi
-            rm -rf "$4"
+            for attempt in $(seq 60); do
+              pid=$(head -n 1 "$2/postmaster.pid" 2>/dev/null)
+              if [ -n "$pid" ] && kill -QUIT "$pid" 2>/dev/null; then
+                while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+              fi
+              rm -rf "$3" 2>/dev/null
+              [ -e "$3" ] || exit 0
+              sleep 0.5
+            done
             """
         try ProcessRunner.spawnDetached(
-            "/bin/sh", ["-c", script, "freshet-watchdog", String(getpid()), installation.program("pg_ctl"), dataDirectory, rootDirectory])
+            "/bin/sh", ["-c", script, "freshet-watchdog", String(getpid()), dataDirectory, rootDirectory])
     }
 
     private func initialize(durable: Bool) throws {
