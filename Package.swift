@@ -32,13 +32,18 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .target(
+            name: "FreshetTestSupport",
+            dependencies: ["Freshet"],
+            path: "Tests/FreshetTestSupport"
+        ),
         .testTarget(
             name: "FreshetTests",
-            dependencies: ["Freshet"]
+            dependencies: ["Freshet", "FreshetTestSupport"]
         ),
         .testTarget(
             name: "FreshetIntegrationTests",
-            dependencies: ["Freshet"]
+            dependencies: ["Freshet", "FreshetTestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -290,7 +290,8 @@ public final class Migrator {
                 try connection.execute(query)
             } catch let error as PostgresError {
                 if explicit { rollback() }
-                if let position = error.position, position > step.script.sql.unicodeScalars.count {
+                // Past the file and the separator lies the bookkeeping SQL: its errors are the runner's own.
+                if let position = error.position, position > step.script.sql.unicodeScalars.count + 3 {
                     throw error
                 }
                 if error.isLockTimeout { throw LockTimedOut(step: step, error: error) }
@@ -372,7 +373,9 @@ public final class Migrator {
         var failure = MigrationFailure(file: step.script.fileName, error: error)
         failure.version = step.migration.version
         if let position = error.position {
-            let location = SourceLocation(characterPosition: position, in: step.script.sql)
+            // A statement left open at the end of the file fails at the separator after it.
+            let end = step.script.sql.unicodeScalars.count
+            let location = SourceLocation(characterPosition: min(position, end), in: step.script.sql)
             failure.location = location
             failure.lineText = location.lineText(in: step.script.sql)
             return failure

@@ -50,41 +50,12 @@ public enum SQLStatementSplitter {
                     hasCode = true
                     index += 1
                 }
-            case UInt8(ascii: "'"):
+            case UInt8(ascii: "'"), UInt8(ascii: "\""):
                 hasCode = true
                 let backslashEscapes =
-                    index > 0 && (bytes[index - 1] | 0x20) == UInt8(ascii: "e")
+                    byte == UInt8(ascii: "'") && index > 0 && (bytes[index - 1] | 0x20) == UInt8(ascii: "e")
                     && (index < 2 || !isIdentifierByte(bytes[index - 2]))
-                index += 1
-                while index < bytes.count {
-                    if backslashEscapes && bytes[index] == UInt8(ascii: "\\") {
-                        index += 2
-                        continue
-                    }
-                    if bytes[index] == UInt8(ascii: "'") {
-                        if index + 1 < bytes.count && bytes[index + 1] == UInt8(ascii: "'") {
-                            index += 2
-                            continue
-                        }
-                        break
-                    }
-                    index += 1
-                }
-                index += 1
-            case UInt8(ascii: "\""):
-                hasCode = true
-                index += 1
-                while index < bytes.count {
-                    if bytes[index] == UInt8(ascii: "\"") {
-                        if index + 1 < bytes.count && bytes[index + 1] == UInt8(ascii: "\"") {
-                            index += 2
-                            continue
-                        }
-                        break
-                    }
-                    index += 1
-                }
-                index += 1
+                index = Self.quotedEnd(bytes, at: index, backslashEscapes: backslashEscapes)
             case UInt8(ascii: "$") where index == 0 || !isIdentifierByte(bytes[index - 1]):
                 hasCode = true
                 var tagEnd = index + 1
@@ -149,6 +120,24 @@ public enum SQLStatementSplitter {
             }
         }
         return index
+    }
+
+    /// The offset just past the string or quoted identifier opening at `index`; a doubled quote
+    /// stands for itself, and so does a backslash-escaped one in an `E''` string.
+    static func quotedEnd(_ bytes: [UInt8], at index: Int, backslashEscapes: Bool) -> Int {
+        let quote = bytes[index]
+        var end = index + 1
+        while end < bytes.count {
+            if backslashEscapes && bytes[end] == UInt8(ascii: "\\") {
+                end += 2
+            } else if bytes[end] == quote {
+                guard end + 1 < bytes.count, bytes[end + 1] == quote else { return end + 1 }
+                end += 2
+            } else {
+                end += 1
+            }
+        }
+        return bytes.count
     }
 
     /// When a `--` or (nested) `/* */` comment starts at `index`, the offset just past it.

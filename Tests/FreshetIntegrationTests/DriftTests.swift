@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import Freshet
+import FreshetTestSupport
 
 @Suite struct DriftTests {
     func problems(_ body: () throws -> Void) -> [String] {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import Freshet
+import FreshetTestSupport
 
 /// Runs the built `migrate` binary and checks what a user sees: output and exit codes.
 @Suite struct EndToEndTests {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import Freshet
+import FreshetTestSupport
 
 @Suite struct FailureTests {
     func failure(_ body: () throws -> Void) -> MigrationFailure? {
@@ -30,6 +31,16 @@ import Testing
         #expect(try !database.tableExists("half"))
         #expect(try database.count("SELECT count(*) FROM migrate.history") == 1)
         #expect(try database.events() == ["1:applied", "2:failed"])
+    }
+
+    @Test func aStatementLeftOpenAtTheEndIsBlamedOnTheFile() throws {
+        let database = try TestDatabase()
+        let fixture = try MigrationFixture(["1_open": "CREATE TABLE a (id int);\nSELECT 1 +"])
+        let failure = failure { try database.migrator(fixture).up() }
+        #expect(failure?.file == "1_open.up.sql")
+        #expect(failure?.error.sqlState == "42601")
+        #expect(failure?.location?.line == 2)
+        #expect(try !database.tableExists("a"))
     }
 
     @Test func aRuntimeErrorIsLocatedByReplay() throws {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import Freshet
+import FreshetTestSupport
 
 /// One disposable cluster for the whole test process; its watchdog removes it when the process ends.
 enum TestCluster {

@@ -1,6 +1,7 @@
 import Testing
 
 @testable import Freshet
+import FreshetTestSupport
 
 @Suite struct HistoryDriftTests {
     func row(_ version: Int64, _ name: String, _ checksum: String) -> HistoryStore.Row {

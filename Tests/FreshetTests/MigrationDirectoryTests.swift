@@ -1,6 +1,7 @@
 import Testing
 
 @testable import Freshet
+import FreshetTestSupport
 
 @Suite struct MigrationDirectoryTests {
     @Test func sortsVersionsNumerically() throws {

@@ -1,6 +1,7 @@
 import Testing
 
 @testable import Freshet
+import FreshetTestSupport
 
 @Suite struct MigrationPlannerTests {
     func migrations(_ versions: [Int64]) throws -> [Migration] {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import Freshet
+import FreshetTestSupport
 
 @Suite struct SumFileTests {
     @Test func aMatchingSumVerifies() throws {

@@ -1,13 +1,13 @@
 import Foundation
 
-@testable import Freshet
+import Freshet
 
 /// A temporary migrations directory, removed when the fixture is released.
-final class MigrationFixture {
-    let path: String
+public final class MigrationFixture {
+    public let path: String
 
     /// Writes `<stem>.up.sql` with the given SQL and a down file for each stem.
-    init(_ migrations: [String: String] = [:]) throws {
+    public init(_ migrations: [String: String] = [:]) throws {
         path = NSTemporaryDirectory() + "freshet-fixture-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         for (stem, sql) in migrations { try add(stem, sql) }
@@ -15,22 +15,22 @@ final class MigrationFixture {
 
     deinit { try? FileManager.default.removeItem(atPath: path) }
 
-    func add(_ stem: String, _ up: String, down: String? = "SELECT 'down';") throws {
+    public func add(_ stem: String, _ up: String, down: String? = "SELECT 'down';") throws {
         try write("\(stem).up.sql", up)
         if let down { try write("\(stem).down.sql", down) }
     }
 
-    func write(_ name: String, _ contents: String) throws {
+    public func write(_ name: String, _ contents: String) throws {
         try contents.write(toFile: "\(path)/\(name)", atomically: true, encoding: .utf8)
     }
 
-    func remove(_ stem: String) throws {
+    public func remove(_ stem: String) throws {
         for suffix in [".up.sql", ".down.sql"] where FileManager.default.fileExists(atPath: "\(path)/\(stem)\(suffix)") {
             try FileManager.default.removeItem(atPath: "\(path)/\(stem)\(suffix)")
         }
     }
 
-    func directory() throws -> MigrationDirectory {
+    public func directory() throws -> MigrationDirectory {
         try MigrationDirectory(path: path)
     }
 }
