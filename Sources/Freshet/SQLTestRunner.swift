@@ -102,29 +102,32 @@ public struct SQLTestRunner {
         let sql = Checksum.normalize(FileManager.default.contents(atPath: path) ?? Data())
         var planned: Int?
         var ran = 0
-        do {
-            for result in try connection.execute(sql) {
-                for row in result.rows {
-                    guard let line = row.first ?? nil else { continue }
-                    for tapLine in line.split(separator: "\n", omittingEmptySubsequences: false) {
-                        reporter.always(String(tapLine))
-                        if tapLine.hasPrefix("ok ") {
-                            ran += 1
-                            summary.passed += 1
-                        } else if tapLine.hasPrefix("not ok ") {
-                            ran += 1
-                            summary.failed += 1
-                        } else if tapLine.hasPrefix("1.."), let count = Int(tapLine.dropFirst(3)) {
-                            planned = count
-                        }
+        // Statement by statement, as psql runs a file, so an error names its line.
+        for statement in SQLStatementSplitter.split(sql) {
+            let results: [PGConnection.Result]
+            do {
+                results = try connection.execute(statement.text)
+            } catch let error as PostgresError {
+                let start = SourceLocation(utf8Offset: statement.utf8Offset, in: sql)
+                reporter.always("not ok - \(name):\(start.line) stopped: \(error.sqlState) \(error.message)")
+                summary.failed += 1
+                return summary
+            }
+            for row in results.flatMap(\.rows) {
+                guard let line = row.first ?? nil else { continue }
+                for tapLine in line.split(separator: "\n", omittingEmptySubsequences: false) {
+                    reporter.always(String(tapLine))
+                    if tapLine.hasPrefix("ok ") {
+                        ran += 1
+                        summary.passed += 1
+                    } else if tapLine.hasPrefix("not ok ") {
+                        ran += 1
+                        summary.failed += 1
+                    } else if tapLine.hasPrefix("1.."), let count = Int(tapLine.dropFirst(3)) {
+                        planned = count
                     }
                 }
             }
-        } catch let error as PostgresError {
-            let location = error.position.map { SourceLocation(characterPosition: $0, in: sql) }
-            reporter.always("not ok - \(name)\(location.map { ":\($0)" } ?? "") stopped: \(error.sqlState) \(error.message)")
-            summary.failed += 1
-            return summary
         }
         if let planned, planned != ran {
             reporter.always("not ok - \(name) planned \(planned) tests but ran \(ran)")
