@@ -154,3 +154,33 @@ extension PGConnection {
         return String(cString: quoted)
     }
 }
+
+extension PGConnection {
+    /// A NOTIFY delivered to this connection.
+    public struct Notification: Equatable, Sendable {
+        public var channel: String
+        public var payload: String
+        /// The server process of the session that sent it.
+        public var senderPID: Int32
+    }
+
+    /// Waits up to `timeout` seconds for a notification on a channel this connection LISTENs to.
+    public func waitForNotification(timeout: Double) throws -> Notification? {
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: .milliseconds(Int64(timeout * 1000)))
+        while true {
+            guard PQconsumeInput(handle) == 1 else { throw connectionFailure() }
+            if let raw = PQnotifies(handle) {
+                defer { PQfreemem(raw) }
+                return Notification(
+                    channel: String(cString: raw.pointee.relname), payload: String(cString: raw.pointee.extra),
+                    senderPID: raw.pointee.be_pid)
+            }
+            let remaining = deadline - clock.now
+            guard remaining > .zero else { return nil }
+            var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
+            let milliseconds = Int32(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000)
+            _ = poll(&descriptor, 1, max(1, milliseconds))
+        }
+    }
+}
