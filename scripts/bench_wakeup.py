@@ -24,7 +24,8 @@ def processor(stop):
         connection.execute("LISTEN jobs_order_queue")
         ready.set()
         while not stop.is_set():
-            for _ in connection.notifies(timeout=0.2, stop_after=1):
+            # Collect first: the notifies() generator holds the connection until it returns.
+            if list(connection.notifies(timeout=0.2, stop_after=1)):
                 while connection.execute("SELECT jobs.process_next_queue_order()").fetchone()[0] is not None:
                     pass
 
@@ -37,9 +38,10 @@ with psycopg.connect(conninfo, autocommit=True) as setup:
 
 ready = threading.Event()
 stop = threading.Event()
-worker = threading.Thread(target=processor, args=(stop,))
+worker = threading.Thread(target=processor, args=(stop,), daemon=True)
 worker.start()
-ready.wait()
+if not ready.wait(timeout=30):
+    sys.exit("the processor did not start listening")
 with psycopg.connect(conninfo, autocommit=True) as writer:
     for _ in range(count):
         writer.execute("INSERT INTO jobs.order_queue (user_id, ticker, order_type, amount) "
@@ -59,7 +61,7 @@ with psycopg.connect(conninfo, autocommit=True) as listener, psycopg.connect(con
     for _ in range(min(count, 200)):
         started = time.perf_counter()
         sender.execute("NOTIFY bench_ping")
-        for _ in listener.notifies(timeout=5, stop_after=1):
+        if list(listener.notifies(timeout=5, stop_after=1)):
             pings.append((time.perf_counter() - started) * 1000)
 
 if len(latencies) < count:
