@@ -13,6 +13,7 @@ DROP FUNCTION jobs.check_schedule(text);
 DROP FUNCTION jobs.is_cron_available();
 DROP TABLE jobs.runs;
 DROP TABLE jobs.schedules;
+DROP FUNCTION jobs.retention(interval, text);
 DROP FUNCTION jobs.setting_interval(text);
 
 DO $$

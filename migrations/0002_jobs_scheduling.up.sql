@@ -43,6 +43,22 @@ END;
 $$;
 COMMENT ON FUNCTION jobs.setting_interval(text) IS 'Reads an interval setting from jobs.settings; an unknown name raises 42704.';
 
+CREATE FUNCTION jobs.retention(given interval, setting text) RETURNS interval
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog
+AS $$
+DECLARE
+    keep interval := coalesce(given, jobs.setting_interval(setting));
+BEGIN
+    IF keep < interval '0' THEN
+        RAISE EXCEPTION 'retention must not be negative: %', keep USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN keep;
+END;
+$$;
+COMMENT ON FUNCTION jobs.retention(interval, text) IS
+    'The retention a cleanup uses: the given interval, or the named setting when it is NULL; a negative one raises 22023.';
+
 CREATE TABLE jobs.schedules (
     name text PRIMARY KEY CHECK (name ~ '^[a-z0-9][a-z0-9_-]{0,62}$'),
     schedule text NOT NULL,
@@ -207,13 +223,10 @@ CREATE FUNCTION jobs.prune_run_history(retention interval DEFAULT NULL) RETURNS 
     SET search_path = pg_catalog
 AS $$
 DECLARE
-    keep interval := coalesce(retention, jobs.setting_interval('run_log_retention'));
+    keep interval := jobs.retention(retention, 'run_log_retention');
     removed bigint;
     removed_cron bigint := 0;
 BEGIN
-    IF keep < interval '0' THEN
-        RAISE EXCEPTION 'retention must not be negative: %', keep USING ERRCODE = 'invalid_parameter_value';
-    END IF;
     DELETE FROM jobs.runs r WHERE r.started_at < now() - keep;
     GET DIAGNOSTICS removed = ROW_COUNT;
     IF jobs.is_cron_available() THEN

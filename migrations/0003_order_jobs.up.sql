@@ -374,12 +374,9 @@ CREATE FUNCTION jobs.cleanup_old_orders(retention interval DEFAULT NULL) RETURNS
     SET search_path = pg_catalog
 AS $$
 DECLARE
-    keep interval := coalesce(retention, jobs.setting_interval('order_retention'));
+    keep interval := jobs.retention(retention, 'order_retention');
     removed bigint;
 BEGIN
-    IF keep < interval '0' THEN
-        RAISE EXCEPTION 'retention must not be negative: %', keep USING ERRCODE = 'invalid_parameter_value';
-    END IF;
     DELETE FROM jobs.order_queue q WHERE q.status <> 'pending' AND q.processed_at < now() - keep;
     GET DIAGNOSTICS removed = ROW_COUNT;
     RETURN removed;
