@@ -192,9 +192,20 @@ CREATE FUNCTION refresh.check_registry_entry() RETURNS trigger
     SET search_path = pg_catalog
 AS $$
 DECLARE
-    target regclass := to_regclass(format('%I.%I', NEW.table_schema, NEW.table_name));
+    target regclass;
     column_type regtype;
 BEGIN
+    PERFORM foundation.assert_valid_identifier(NEW.table_schema, 'schema');
+    PERFORM foundation.assert_valid_identifier(NEW.table_name, 'table');
+    PERFORM foundation.assert_valid_identifier(NEW.timestamp_column, 'timestamp column');
+    PERFORM foundation.assert_valid_identifier(NEW.symbol_column, 'symbol column');
+    PERFORM foundation.assert_valid_identifier(NEW.staleness_function, 'staleness function');
+    IF NEW.default_ttl_minutes IS NULL OR NEW.default_ttl_minutes <= 0 THEN
+        RAISE EXCEPTION 'data type %: the TTL must be a positive number of minutes, got %',
+            NEW.data_type, coalesce(NEW.default_ttl_minutes::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    target := to_regclass(format('%I.%I', NEW.table_schema, NEW.table_name));
     IF target IS NULL THEN
         RAISE EXCEPTION 'data type %: table %.% does not exist', NEW.data_type, NEW.table_schema, NEW.table_name
             USING ERRCODE = 'undefined_table';
@@ -222,7 +233,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION refresh.check_registry_entry() IS
-    'Refuses a registry row whose table, columns or staleness function do not exist or have the wrong types.';
+    'Checks every registry write, the owner''s included: identifiers (22023), a positive TTL (22023), and that the table, columns and staleness function exist with the right types.';
 CREATE TRIGGER registry_entry_valid BEFORE INSERT OR UPDATE ON refresh.data_type_registry
     FOR EACH ROW EXECUTE FUNCTION refresh.check_registry_entry();
 
@@ -235,16 +246,6 @@ CREATE FUNCTION refresh.register_data_type(
     SET search_path = pg_catalog
 AS $$
 BEGIN
-    PERFORM foundation.assert_valid_identifier(register_data_type.table_schema, 'schema');
-    PERFORM foundation.assert_valid_identifier(register_data_type.table_name, 'table');
-    PERFORM foundation.assert_valid_identifier(register_data_type.timestamp_column, 'timestamp column');
-    PERFORM foundation.assert_valid_identifier(register_data_type.symbol_column, 'symbol column');
-    PERFORM foundation.assert_valid_identifier(register_data_type.staleness_function, 'staleness function');
-    IF register_data_type.default_ttl_minutes IS NULL OR register_data_type.default_ttl_minutes <= 0 THEN
-        RAISE EXCEPTION 'data type %: the TTL must be a positive number of minutes, got %',
-            register_data_type.data_type, coalesce(register_data_type.default_ttl_minutes::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
     INSERT INTO refresh.data_type_registry AS r (data_type, table_schema, table_name, timestamp_column, symbol_column,
         staleness_function, default_ttl_minutes, estimated_data_size_bytes, refresh_strategy, priority)
     VALUES (register_data_type.data_type, register_data_type.table_schema, register_data_type.table_name,
@@ -1408,6 +1409,8 @@ DECLARE
     oldest_wait interval;
     scheduled jsonb;
     cron_present boolean := jobs.is_cron_available();
+    job_names text[] := ARRAY['refresh-stale-sweep', 'refresh-scheduled-refreshes', 'refresh-processor-loop',
+                              'refresh-queue-maintenance', 'refresh-analytics', 'refresh-health-check'];
 BEGIN
     SELECT * INTO breaker FROM refresh.circuit_breaker;
     SELECT jsonb_build_object(
@@ -1428,14 +1431,14 @@ BEGIN
             LEFT JOIN cron.job j ON j.jobname = s.name
             LEFT JOIN LATERAL (SELECT r.start_time, r.status, r.return_message FROM cron.job_run_details r
                                WHERE r.jobid = j.jobid ORDER BY r.start_time DESC NULLS LAST LIMIT 1) d ON true
-            WHERE s.name LIKE 'refresh-%'
-        $q$ INTO scheduled;
+            WHERE s.name = ANY ($1)
+        $q$ INTO scheduled USING job_names;
     ELSE
         SELECT coalesce(jsonb_agg(jsonb_build_object(
                    'name', s.name, 'schedule', s.schedule, 'scheduled', false, 'status', 'not scheduled: pg_cron is not installed',
                    'last_run', s.last_started_at, 'last_outcome', s.last_outcome, 'last_error', s.last_error) ORDER BY s.name), '[]')
         INTO scheduled
-        FROM jobs.job_overview s WHERE s.name LIKE 'refresh-%';
+        FROM jobs.job_overview s WHERE s.name = ANY (job_names);
     END IF;
     RETURN jsonb_build_object(
         'checked_at', now(),

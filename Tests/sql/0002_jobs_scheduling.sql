@@ -9,7 +9,10 @@ SELECT results_eq(
     $$ SELECT name, schedule FROM jobs.schedules ORDER BY name $$,
     $$ VALUES ('cleanup-old-queue-entries', '0 3 * * *'), ('hourly-price-snapshot', '0 * * * *'),
               ('process-pending-orders', '* * * * *'), ('prune-job-history', '30 3 * * *'),
-              ('refresh-issuer-stats-cache', '*/5 * * * *') $$,
+              ('refresh-analytics', '*/5 * * * *'), ('refresh-health-check', '*/5 * * * *'),
+              ('refresh-issuer-stats-cache', '*/5 * * * *'), ('refresh-processor-loop', '* * * * *'),
+              ('refresh-queue-maintenance', '*/10 * * * *'), ('refresh-scheduled-refreshes', '* * * * *'),
+              ('refresh-stale-sweep', '*/5 * * * *') $$,
     'every job is recorded with its cadence');
 
 -- Idempotent scheduling.
