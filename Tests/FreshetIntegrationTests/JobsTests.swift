@@ -4,10 +4,15 @@ import Testing
 @testable import Freshet
 
 @Suite struct JobsTests {
-    static let seedJobs: Set<String> = [
+    static let orderJobs: Set<String> = [
         "cleanup-old-queue-entries|0 3 * * *", "hourly-price-snapshot|0 * * * *", "process-pending-orders|* * * * *",
         "prune-job-history|30 3 * * *", "refresh-issuer-stats-cache|*/5 * * * *",
     ]
+    static let refreshJobs: Set<String> = [
+        "refresh-stale-sweep|*/5 * * * *", "refresh-scheduled-refreshes|* * * * *", "refresh-processor-loop|* * * * *",
+        "refresh-queue-maintenance|*/10 * * * *", "refresh-analytics|*/5 * * * *", "refresh-health-check|*/5 * * * *",
+    ]
+    static let seedJobs = orderJobs.union(refreshJobs)
 
     /// pg_cron lives only in the cluster's cron database, so this test owns that database.
     @Test func theJobsRunInPgCronWithTheSeedsCadencesAndLeaveWithTheirMigrations() throws {
@@ -29,7 +34,15 @@ import Testing
         #expect(try connection.scalar("SELECT count(*) FROM cron.job WHERE command <> format('SELECT jobs.run_job(%L)', jobname)") == "0")
         try connection.execute("SELECT jobs.schedule_job('hourly-price-snapshot', '0 * * * *', 'SELECT jobs.snapshot_hourly_prices()')")
         #expect(try cronJobs() == Self.seedJobs)
-        #expect(try connection.scalar("SELECT jobs.apply_schedules()") == "5")
+        #expect(try connection.scalar("SELECT jobs.apply_schedules()") == "11")
+        #expect(try cronJobs() == Self.seedJobs)
+        #expect(try connection.scalar(
+            "SELECT count(*) FROM jsonb_array_elements(refresh.health_check() -> 'jobs') j WHERE (j ->> 'scheduled')::boolean") == "6",
+            "health_check() sees the refresh jobs in pg_cron")
+
+        try migrator().down(.version(3))
+        #expect(try cronJobs() == Self.orderJobs, "the refresh engine's down unschedules exactly its jobs")
+        try migrator().up()
         #expect(try cronJobs() == Self.seedJobs)
 
         try migrator().down(.version(1))
