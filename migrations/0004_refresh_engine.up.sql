@@ -163,11 +163,11 @@ COMMENT ON TABLE refresh.exchange_market_status IS 'Data of type exchange-market
 
 CREATE TABLE refresh.data_type_registry (
     data_type text PRIMARY KEY CHECK (data_type ~ '^[a-z][a-z0-9]*(-[a-z0-9]+)*$' AND octet_length(data_type) <= 48),
-    table_schema text NOT NULL DEFAULT 'refresh' CHECK (foundation.is_valid_identifier(table_schema)),
-    table_name text NOT NULL CHECK (foundation.is_valid_identifier(table_name)),
-    timestamp_column text NOT NULL CHECK (foundation.is_valid_identifier(timestamp_column)),
-    symbol_column text NOT NULL CHECK (foundation.is_valid_identifier(symbol_column)),
-    staleness_function text NOT NULL CHECK (foundation.is_valid_identifier(staleness_function)),
+    table_schema text NOT NULL DEFAULT 'refresh',
+    table_name text NOT NULL,
+    timestamp_column text NOT NULL,
+    symbol_column text NOT NULL,
+    staleness_function text NOT NULL,
     default_ttl_minutes integer NOT NULL CHECK (default_ttl_minutes > 0),
     estimated_data_size_bytes bigint NOT NULL DEFAULT 0 CHECK (estimated_data_size_bytes >= 0),
     refresh_strategy text NOT NULL CHECK (refresh_strategy IN ('on-demand', 'scheduled')),
@@ -234,7 +234,12 @@ END;
 $$;
 COMMENT ON FUNCTION refresh.check_registry_entry() IS
     'Checks every registry write, the owner''s included: identifiers (22023), a positive TTL (22023), and that the table, columns and staleness function exist with the right types.';
-CREATE TRIGGER registry_entry_valid BEFORE INSERT OR UPDATE ON refresh.data_type_registry
+-- Only writes that touch what a query is built from are checked: the size estimate, which
+-- completions correct all the time, stays cheap to update.
+CREATE TRIGGER registry_entry_valid
+    BEFORE INSERT OR UPDATE OF data_type, table_schema, table_name, timestamp_column, symbol_column, staleness_function,
+                               default_ttl_minutes
+    ON refresh.data_type_registry
     FOR EACH ROW EXECUTE FUNCTION refresh.check_registry_entry();
 
 CREATE FUNCTION refresh.register_data_type(
@@ -356,10 +361,11 @@ COMMENT ON TABLE refresh.api_call_queue_processing IS 'Jobs a worker holds; smal
 COMMENT ON TABLE refresh.api_call_queue_completed IS 'Finished jobs, kept for completed_retention.';
 COMMENT ON TABLE refresh.api_call_queue_failed IS 'Jobs that used all their attempts, kept for failed_retention; reset_job_immediate() retries one.';
 
--- Indexes sized to each partition's hot path: the claim order, the lease scan, the prune scans.
+-- Indexes sized to each partition's hot path: on every partition the primary key that each move
+-- deletes by, and on pending the claim order. Nothing else is paid per job: the lease scan reads
+-- the small processing partition whole, and completed rows arrive in finished_at order and are
+-- pruned in one sequential pass.
 CREATE INDEX api_call_queue_pending_claim_order ON refresh.api_call_queue_pending (priority DESC, next_attempt_at, id);
-CREATE INDEX api_call_queue_processing_claimed ON refresh.api_call_queue_processing (claimed_at);
-CREATE INDEX api_call_queue_completed_finished ON refresh.api_call_queue_completed (finished_at);
 CREATE INDEX api_call_queue_failed_finished ON refresh.api_call_queue_failed (finished_at);
 
 CREATE FUNCTION refresh.refuse_status_update() RETURNS trigger
@@ -387,15 +393,16 @@ COMMENT ON TABLE refresh.active_job_keys IS
 
 CREATE TABLE refresh.api_data_usage (
     period_start timestamptz NOT NULL,
-    shard smallint NOT NULL CHECK (shard >= 0 AND shard < 16),
+    shard smallint NOT NULL CHECK (shard >= 0 AND shard < 64),
     calls bigint NOT NULL DEFAULT 0 CHECK (calls >= 0),
-    failed_calls bigint NOT NULL DEFAULT 0 CHECK (failed_calls >= 0 AND failed_calls <= calls),
+    failed_calls bigint NOT NULL DEFAULT 0 CHECK (failed_calls >= 0),
     bytes bigint NOT NULL DEFAULT 0 CHECK (bytes >= 0),
+    reserved_bytes bigint NOT NULL DEFAULT 0,
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (period_start, shard)
-) WITH (fillfactor = 50);
+) WITH (fillfactor = 10);
 COMMENT ON TABLE refresh.api_data_usage IS
-    'API calls, failed calls and bytes used per quota period, spread over 16 shards by backend so concurrent completions do not queue on one row. A period''s usage is the sum of its shards.';
+    'API usage per quota period, spread over 64 shards by backend so concurrent workers do not queue on one row; a period''s usage is the sum of its shards. A call counts when its job is claimed, in the claim''s period, and so do its estimated bytes (reserved_bytes) until the job finishes and its actual bytes replace them. One shard''s reserved_bytes may go negative when another backend finishes a job; the sum never does.';
 
 CREATE TABLE refresh.circuit_breaker (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
@@ -489,6 +496,7 @@ COMMENT ON FUNCTION refresh.assert_symbol(text) IS 'Returns a valid symbol uncha
 CREATE FUNCTION refresh.enqueue(data_type text, symbols text[], priority integer, estimated_size_bytes bigint) RETURNS integer
     LANGUAGE plpgsql
     SET search_path = pg_catalog
+    SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     created integer;
@@ -557,37 +565,52 @@ $$;
 COMMENT ON FUNCTION refresh.queue_stale(refresh.data_type_registry, text[], integer, text) IS
     'Set-based core of every staleness path: judges all symbols of one type in one query and queues the stale ones. If the check itself fails, it logs the failure and treats the symbols as stale.';
 
-CREATE FUNCTION refresh.record_usage(calls bigint, bytes bigint, failed_calls bigint) RETURNS void
-    LANGUAGE sql
-    SET search_path = pg_catalog
-AS $$
-    INSERT INTO refresh.api_data_usage AS u (period_start, shard, calls, bytes, failed_calls)
-    VALUES (date_trunc(refresh.setting('quota_period'), now(), 'UTC'), pg_backend_pid() % 16, calls, bytes, failed_calls)
-    ON CONFLICT (period_start, shard) DO UPDATE
-        SET calls = u.calls + excluded.calls, bytes = u.bytes + excluded.bytes,
-            failed_calls = u.failed_calls + excluded.failed_calls, updated_at = now();
-$$;
-COMMENT ON FUNCTION refresh.record_usage(bigint, bigint, bigint) IS 'Adds calls, bytes and failed calls to this period''s usage, on this backend''s shard.';
-
-CREATE FUNCTION refresh.quota_state(OUT period_start timestamptz, OUT calls_used bigint, OUT bytes_used bigint,
-    OUT failed_calls bigint, OUT calls_reserved bigint, OUT bytes_reserved bigint, OUT max_calls bigint, OUT max_bytes bigint)
+CREATE FUNCTION refresh.quota_period_start(at timestamptz) RETURNS timestamptz
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog
 AS $$
 BEGIN
-    period_start := date_trunc(refresh.setting('quota_period'), now(), 'UTC');
+    RETURN date_trunc(refresh.setting('quota_period'), at, 'UTC');
+END;
+$$;
+COMMENT ON FUNCTION refresh.quota_period_start(timestamptz) IS 'The start of the quota period that contains the given time.';
+
+CREATE FUNCTION refresh.record_usage(period_start timestamptz, calls bigint, failed_calls bigint, bytes bigint, reserved_bytes bigint)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog
+    SET plan_cache_mode = force_generic_plan
+AS $$
+BEGIN
+    INSERT INTO refresh.api_data_usage AS u (period_start, shard, calls, failed_calls, bytes, reserved_bytes)
+    VALUES (record_usage.period_start, pg_backend_pid() % 64, record_usage.calls, record_usage.failed_calls,
+            record_usage.bytes, record_usage.reserved_bytes)
+    ON CONFLICT ON CONSTRAINT api_data_usage_pkey DO UPDATE
+        SET calls = u.calls + excluded.calls, failed_calls = u.failed_calls + excluded.failed_calls,
+            bytes = u.bytes + excluded.bytes, reserved_bytes = u.reserved_bytes + excluded.reserved_bytes, updated_at = now();
+END;
+$$;
+COMMENT ON FUNCTION refresh.record_usage(timestamptz, bigint, bigint, bigint, bigint) IS
+    'Adds to a quota period''s usage on this backend''s shard: calls, failed calls, bytes, and the change in reserved bytes.';
+
+CREATE FUNCTION refresh.quota_state(OUT period_start timestamptz, OUT calls_used bigint, OUT failed_calls bigint,
+    OUT bytes_used bigint, OUT bytes_reserved bigint, OUT max_calls bigint, OUT max_bytes bigint)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog
+    SET plan_cache_mode = force_generic_plan
+AS $$
+BEGIN
+    period_start := refresh.quota_period_start(now());
     max_calls := refresh.setting('quota_max_calls')::bigint;
     max_bytes := refresh.setting('quota_max_bytes')::bigint;
-    SELECT coalesce(sum(u.calls), 0), coalesce(sum(u.bytes), 0), coalesce(sum(u.failed_calls), 0)
-    INTO calls_used, bytes_used, failed_calls
+    SELECT coalesce(sum(u.calls), 0), coalesce(sum(u.failed_calls), 0), coalesce(sum(u.bytes), 0),
+           greatest(coalesce(sum(u.reserved_bytes), 0), 0)
+    INTO calls_used, failed_calls, bytes_used, bytes_reserved
     FROM refresh.api_data_usage u WHERE u.period_start = quota_state.period_start;
-    -- Jobs in flight hold a reservation: one call and their estimated size each.
-    SELECT count(*), coalesce(sum(p.estimated_size_bytes), 0) INTO calls_reserved, bytes_reserved
-    FROM refresh.api_call_queue_processing p;
 END;
 $$;
 COMMENT ON FUNCTION refresh.quota_state() IS
-    'The current quota period: calls and bytes used, failed calls, what jobs in flight reserve, and the limits.';
+    'The current quota period: calls made (jobs in flight included), failed calls, bytes used, bytes reserved by jobs in flight, and the limits.';
 
 CREATE FUNCTION refresh.retry_delay(attempt integer) RETURNS interval
     LANGUAGE plpgsql VOLATILE
@@ -688,12 +711,20 @@ CREATE FUNCTION refresh.get_queue_batch(worker_id text, batch_size integer) RETU
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+    SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     breaker text;
     quota record;
     calls_left bigint;
     bytes_left bigint;
+    picked bigint[];
+    picked_bytes bigint;
+    backends bigint := current_setting('max_connections')::bigint;
+    fast_calls constant bigint := 50;
+    fast_bytes constant bigint := 4194304;
+    fast boolean;
+    far boolean;
 BEGIN
     IF worker_id IS NULL OR btrim(worker_id) = '' THEN
         RAISE EXCEPTION 'a worker id is required' USING ERRCODE = 'invalid_parameter_value';
@@ -709,33 +740,61 @@ BEGIN
     IF breaker = 'open' THEN
         RETURN;
     END IF;
-    -- Claimers take turns from here to their commit, so each sees the others' reservations and
-    -- together they never claim past the quota.
-    PERFORM pg_advisory_xact_lock(1919248498, 1);
+    -- The quota holds under concurrency because claims that cannot see each other's uncommitted
+    -- usage are bounded. Far from the quota, claimers share a lock and each takes at most
+    -- fast_calls jobs and fast_bytes bytes: with at most max_connections of them in flight, and
+    -- the fast path closed once less than twice that is left, they cannot overrun it together.
+    -- Near the quota, one claimer at a time holds the lock exclusively, after every shared holder
+    -- committed, and sees the exact usage.
+    -- Which lock to take is a guess from this session's last claim; the check after locking decides.
+    fast := breaker = 'closed' AND batch_size <= fast_calls AND current_setting('refresh.claim_path', true) IS DISTINCT FROM 'exact';
+    IF fast THEN
+        PERFORM pg_advisory_xact_lock_shared(1919248498, 1);
+    ELSE
+        PERFORM pg_advisory_xact_lock(1919248498, 1);
+    END IF;
     quota := refresh.quota_state();
-    calls_left := quota.max_calls - quota.calls_used - quota.calls_reserved;
+    calls_left := quota.max_calls - quota.calls_used;
     bytes_left := quota.max_bytes - quota.bytes_used - quota.bytes_reserved;
+    far := calls_left >= 2 * backends * fast_calls AND bytes_left >= 2 * backends * fast_bytes;
+    PERFORM set_config('refresh.claim_path', CASE WHEN far THEN 'fast' ELSE 'exact' END, false);
+    IF fast THEN
+        IF NOT far THEN
+            RETURN;   -- the quota is close: claim nothing now, and take the exact path next time
+        END IF;
+        calls_left := fast_calls;
+        bytes_left := fast_bytes;
+    END IF;
     IF breaker = 'half-open' THEN
-        calls_left := least(calls_left, refresh.setting('breaker_probe_jobs')::bigint - quota.calls_reserved);
+        calls_left := least(calls_left,
+            refresh.setting('breaker_probe_jobs')::bigint - (SELECT count(*) FROM refresh.api_call_queue_processing));
     END IF;
     IF calls_left <= 0 OR bytes_left < 0 THEN
         RETURN;
     END IF;
+    SELECT array_agg(c.id), sum(c.estimated_size_bytes) INTO picked, picked_bytes FROM (
+        SELECT c.id, c.estimated_size_bytes,
+               sum(c.estimated_size_bytes) OVER (ORDER BY c.priority DESC, c.next_attempt_at, c.id) AS running_bytes
+        FROM (SELECT p.id, p.priority, p.next_attempt_at, p.estimated_size_bytes
+              FROM refresh.api_call_queue_pending p
+              WHERE p.next_attempt_at <= now()
+              ORDER BY p.priority DESC, p.next_attempt_at, p.id
+              LIMIT least(batch_size, calls_left)
+              FOR UPDATE SKIP LOCKED) c
+    ) c
+    WHERE c.running_bytes <= bytes_left;
+    IF picked IS NULL THEN
+        IF fast THEN
+            -- Nothing fitted the fast path's byte cap, or nothing is runnable: look exactly next time.
+            PERFORM set_config('refresh.claim_path', 'exact', false);
+        END IF;
+        RETURN;
+    END IF;
+    PERFORM refresh.record_usage(quota.period_start, cardinality(picked), 0, 0, picked_bytes);
+    -- A second statement, so its generic plan deletes by primary key whatever the batch size.
     RETURN QUERY
-    WITH candidates AS (
-        SELECT p.id, p.priority, p.next_attempt_at, p.estimated_size_bytes
-        FROM refresh.api_call_queue_pending p
-        WHERE p.next_attempt_at <= now()
-        ORDER BY p.priority DESC, p.next_attempt_at, p.id
-        LIMIT least(batch_size, calls_left)
-        FOR UPDATE SKIP LOCKED
-    ), fitting AS (
-        SELECT c.id FROM (
-            SELECT c.id, sum(c.estimated_size_bytes) OVER (ORDER BY c.priority DESC, c.next_attempt_at, c.id) AS running_bytes
-            FROM candidates c) c
-        WHERE c.running_bytes <= bytes_left
-    ), moved AS (
-        DELETE FROM refresh.api_call_queue_pending p USING fitting f WHERE p.id = f.id RETURNING p.*
+    WITH moved AS (
+        DELETE FROM refresh.api_call_queue_pending p WHERE p.id = ANY (picked) RETURNING p.*
     )
     INSERT INTO refresh.api_call_queue_processing AS q (id, data_type, symbol, status, priority, attempts, max_attempts,
         next_attempt_at, created_at, worker_id, claimed_at, estimated_size_bytes, last_error)
@@ -746,24 +805,116 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION refresh.get_queue_batch(text, integer) IS
-    'Claims up to batch_size runnable jobs for a worker, highest priority first, with FOR UPDATE SKIP LOCKED. The predictive quota check counts used calls and bytes plus every job in flight, so no batch can take the period past its quota. Returns nothing while the queue flag is off or the breaker is open; while half-open, at most breaker_probe_jobs are in flight.';
+    'Claims up to batch_size runnable jobs for a worker, highest priority first, with FOR UPDATE SKIP LOCKED. Each claim counts as a call and reserves its estimated bytes; the predictive quota check counts both, so no batch can take the period past its quota. Returns nothing while the queue flag is off or the breaker is open; while half-open, at most breaker_probe_jobs are in flight.';
+
+CREATE FUNCTION refresh.correct_size_estimate(data_type text, actual_size bigint, was_unmeasured boolean) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog
+AS $$
+BEGIN
+    -- A zero estimate is a type never measured: take the first real size outright, since a moving
+    -- average from zero would take many samples to get anywhere. After that, sample; and never
+    -- wait for another worker that is correcting the same type.
+    IF NOT (was_unmeasured AND actual_size > 0 OR random() < refresh.setting('size_sample_rate')::numeric) THEN
+        RETURN false;
+    END IF;
+    PERFORM 1 FROM refresh.data_type_registry r WHERE r.data_type = correct_size_estimate.data_type FOR UPDATE SKIP LOCKED;
+    IF FOUND THEN
+        UPDATE refresh.data_type_registry r
+        SET estimated_data_size_bytes = CASE WHEN r.estimated_data_size_bytes = 0 THEN actual_size
+                                             ELSE round(r.estimated_data_size_bytes * 0.8 + actual_size * 0.2) END
+        WHERE r.data_type = correct_size_estimate.data_type;
+    END IF;
+    RETURN FOUND;
+END;
+$$;
+COMMENT ON FUNCTION refresh.correct_size_estimate(text, bigint, boolean) IS
+    'On a random sample of completions (size_sample_rate), and always for a type whose estimate is still 0, moves the registry''s size estimate toward an actual size; returns whether it did.';
+
+CREATE FUNCTION refresh.complete_queue_jobs(job_ids bigint[], actual_sizes bigint[], worker_id text) RETURNS integer
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+    period text := refresh.setting('quota_period');
+    completed_ids bigint[];
+    types_seen bigint;
+BEGIN
+    IF job_ids IS NULL OR actual_sizes IS NULL OR cardinality(job_ids) <> cardinality(actual_sizes) THEN
+        RAISE EXCEPTION 'give one actual size per job id' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF array_position(actual_sizes, NULL) IS NOT NULL OR 0 > ANY (actual_sizes) THEN
+        RAISE EXCEPTION 'actual sizes must be non-negative numbers of bytes, got %', actual_sizes
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    WITH deleted AS (
+        DELETE FROM refresh.api_call_queue_processing p
+        WHERE p.id = ANY (job_ids) AND p.worker_id = complete_queue_jobs.worker_id
+        RETURNING p.*
+    ), moved AS (
+        SELECT d.*, f.size FROM deleted d JOIN unnest(job_ids, actual_sizes) AS f(id, size) ON f.id = d.id
+    ), released AS (
+        DELETE FROM refresh.active_job_keys k USING moved m WHERE k.job_id = m.id
+    ), usage AS (
+        -- refresh.record_usage(), inlined and set-based: this is the hottest statement of the queue.
+        INSERT INTO refresh.api_data_usage AS u (period_start, shard, calls, failed_calls, bytes, reserved_bytes)
+        SELECT date_trunc(period, m.claimed_at, 'UTC'), pg_backend_pid() % 64, 0, 0, sum(m.size), -sum(m.estimated_size_bytes)
+        FROM moved m GROUP BY 1
+        ON CONFLICT ON CONSTRAINT api_data_usage_pkey DO UPDATE
+            SET bytes = u.bytes + excluded.bytes, reserved_bytes = u.reserved_bytes + excluded.reserved_bytes, updated_at = now()
+    ), done AS (
+        INSERT INTO refresh.api_call_queue_completed (id, data_type, symbol, status, priority, attempts, max_attempts,
+            next_attempt_at, created_at, worker_id, claimed_at, finished_at, estimated_size_bytes, actual_size_bytes, last_error)
+        SELECT m.id, m.data_type, m.symbol, 'completed', m.priority, m.attempts, m.max_attempts,
+               m.next_attempt_at, m.created_at, m.worker_id, m.claimed_at, now(), m.estimated_size_bytes, m.size, m.last_error
+        FROM moved m
+        RETURNING id, data_type, actual_size_bytes, estimated_size_bytes
+    )
+    SELECT (SELECT array_agg(d.id) FROM done d),
+           (SELECT count(*) FROM (
+                SELECT refresh.correct_size_estimate(d.data_type, round(avg(d.actual_size_bytes))::bigint, bool_or(d.estimated_size_bytes = 0))
+                FROM done d GROUP BY d.data_type) per_type)
+    INTO completed_ids, types_seen;
+    IF coalesce(cardinality(completed_ids), 0) < cardinality(job_ids) THEN
+        -- All or nothing: this raises, and the jobs moved above stay where they were.
+        PERFORM refresh.refuse_unheld_job(f.id, worker_id)
+        FROM unnest(job_ids) AS f(id) WHERE f.id <> ALL (coalesce(completed_ids, '{}')) LIMIT 1;
+        RAISE EXCEPTION 'a job id is given twice: %', job_ids USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN cardinality(completed_ids);
+END;
+$$;
+COMMENT ON FUNCTION refresh.complete_queue_jobs(bigint[], bigint[], text) IS
+    'Finishes jobs the worker holds, in one statement: moves them to completed, replaces their reserved bytes with the actual sizes in the usage of the period they were claimed in, and lets refresh.correct_size_estimate() sample the sizes. All or nothing: if the worker does not hold one of them, it raises why and completes none. Returns how many it completed.';
 
 CREATE FUNCTION refresh.complete_queue_job(job_id bigint, actual_size bigint, worker_id text) RETURNS void
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+    SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
+    period text := refresh.setting('quota_period');
     job refresh.api_call_queue;
-    estimate bigint;
 BEGIN
     IF actual_size IS NULL OR actual_size < 0 THEN
         RAISE EXCEPTION 'actual size must be a non-negative number of bytes, got %', coalesce(actual_size::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- complete_queue_jobs() for one job, written out: one job per call is the common case, and
+    -- this form costs a third less.
     WITH moved AS (
         DELETE FROM refresh.api_call_queue_processing p
         WHERE p.id = complete_queue_job.job_id AND p.worker_id = complete_queue_job.worker_id RETURNING p.*
+    ), released AS (
+        DELETE FROM refresh.active_job_keys k USING moved m WHERE k.job_id = m.id
+    ), usage AS (
+        INSERT INTO refresh.api_data_usage AS u (period_start, shard, calls, failed_calls, bytes, reserved_bytes)
+        SELECT date_trunc(period, m.claimed_at, 'UTC'), pg_backend_pid() % 64, 0, 0, actual_size, -m.estimated_size_bytes FROM moved m
+        ON CONFLICT ON CONSTRAINT api_data_usage_pkey DO UPDATE
+            SET bytes = u.bytes + excluded.bytes, reserved_bytes = u.reserved_bytes + excluded.reserved_bytes, updated_at = now()
     )
     INSERT INTO refresh.api_call_queue_completed AS q (id, data_type, symbol, status, priority, attempts, max_attempts,
         next_attempt_at, created_at, worker_id, claimed_at, finished_at, estimated_size_bytes, actual_size_bytes, last_error)
@@ -774,30 +925,17 @@ BEGIN
     IF job.id IS NULL THEN
         PERFORM refresh.refuse_unheld_job(job_id, worker_id);
     END IF;
-    DELETE FROM refresh.active_job_keys k WHERE k.job_id = job.id;
-    PERFORM refresh.record_usage(1, actual_size, 0);
-
-    SELECT r.estimated_data_size_bytes INTO estimate FROM refresh.data_type_registry r WHERE r.data_type = job.data_type;
-    -- A zero estimate is a type never measured: take the first real size outright, since a moving
-    -- average from zero would take many samples to get anywhere. After that, sample.
-    IF estimate = 0 AND actual_size > 0 OR random() < refresh.setting('size_sample_rate')::numeric THEN
-        PERFORM 1 FROM refresh.data_type_registry r WHERE r.data_type = job.data_type FOR UPDATE SKIP LOCKED;
-        IF FOUND THEN
-            UPDATE refresh.data_type_registry r
-            SET estimated_data_size_bytes = CASE WHEN r.estimated_data_size_bytes = 0 THEN actual_size
-                                                 ELSE round(r.estimated_data_size_bytes * 0.8 + actual_size * 0.2) END
-            WHERE r.data_type = job.data_type;
-        END IF;
-    END IF;
+    PERFORM refresh.correct_size_estimate(job.data_type, actual_size, job.estimated_size_bytes = 0);
 END;
 $$;
 COMMENT ON FUNCTION refresh.complete_queue_job(bigint, bigint, text) IS
-    'Finishes a job the worker holds: moves it to completed, records one call and actual_size bytes of usage, and on a random sample (always when the estimate is still 0) moves the type''s size estimate toward the actual size. A job the worker does not hold is refused with a message that says why.';
+    'Finishes one job the worker holds, as complete_queue_jobs() does. A job the worker does not hold is refused with a message that says why.';
 
 CREATE FUNCTION refresh.fail_queue_job(job_id bigint, error text, worker_id text) RETURNS text
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+    SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     job refresh.api_call_queue;
@@ -811,7 +949,7 @@ BEGIN
     IF NOT FOUND THEN
         PERFORM refresh.refuse_unheld_job(job_id, worker_id);
     END IF;
-    PERFORM refresh.record_usage(1, 0, 1);
+    PERFORM refresh.record_usage(refresh.quota_period_start(job.claimed_at), 0, 1, 0, -job.estimated_size_bytes);
     IF job.attempts >= job.max_attempts THEN
         INSERT INTO refresh.api_call_queue_failed (id, data_type, symbol, status, priority, attempts, max_attempts,
             next_attempt_at, created_at, worker_id, claimed_at, finished_at, estimated_size_bytes, last_error)
@@ -828,7 +966,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION refresh.fail_queue_job(bigint, text, text) IS
-    'Records a failed attempt of a job the worker holds. It counts as a call; the job is retried after refresh.retry_delay(attempts), or moves to failed once it has used max_attempts. Returns the new status.';
+    'Records a failed attempt of a job the worker holds, as a failed call. The job is retried after refresh.retry_delay(attempts), or moves to failed once it has used max_attempts. Returns the new status.';
 
 -- Recovery ---------------------------------------------------------------------------------------
 
@@ -836,6 +974,7 @@ CREATE FUNCTION refresh.recover_stuck_jobs(timeout interval) RETURNS integer
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+    SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     lease interval := coalesce(timeout, refresh.setting('job_lease')::interval);
@@ -869,11 +1008,10 @@ BEGIN
     ), released AS (
         DELETE FROM refresh.active_job_keys k USING given_up g WHERE k.job_id = g.id
     )
-    SELECT count(*) INTO recovered FROM moved;
-    IF recovered > 0 THEN
-        -- The worker may have spent the call: count it, as a failure.
-        PERFORM refresh.record_usage(recovered, 0, recovered);
-    END IF;
+    -- The worker may have spent the call: it stays counted, as a failure, and its reservation ends.
+    SELECT coalesce(sum(n), 0) INTO recovered FROM (
+        SELECT count(*) AS n, refresh.record_usage(refresh.quota_period_start(m.claimed_at), 0, count(*), 0, -sum(m.estimated_size_bytes)::bigint)
+        FROM moved m GROUP BY refresh.quota_period_start(m.claimed_at)) r;
     RETURN recovered;
 END;
 $$;
@@ -1267,7 +1405,7 @@ DECLARE
     why text;
 BEGIN
     SELECT * INTO breaker FROM refresh.circuit_breaker FOR UPDATE;
-    IF breaker.seen_period IS DISTINCT FROM quota.period_start THEN
+    IF breaker.seen_period IS DISTINCT FROM quota.period_start OR quota.calls_used < breaker.seen_calls THEN
         breaker.seen_calls := 0;
         breaker.seen_failed_calls := 0;
     END IF;
@@ -1391,11 +1529,11 @@ AS $$
 DECLARE
     quota record := refresh.quota_state();
 BEGIN
-    RETURN quota.calls_used + quota.calls_reserved >= quota.max_calls OR quota.bytes_used + quota.bytes_reserved >= quota.max_bytes;
+    RETURN quota.calls_used >= quota.max_calls OR quota.bytes_used + quota.bytes_reserved >= quota.max_bytes;
 END;
 $$;
 COMMENT ON FUNCTION refresh.is_quota_exceeded() IS
-    'True when this period''s calls or bytes, counting what jobs in flight reserve, have reached the quota.';
+    'True when this period''s calls or bytes, jobs in flight included, have reached the quota.';
 
 CREATE FUNCTION refresh.health_check() RETURNS jsonb
     LANGUAGE plpgsql STABLE
@@ -1444,12 +1582,12 @@ BEGIN
         'checked_at', now(),
         'healthy', breaker.state = 'closed'
                    AND coalesce(oldest_wait < refresh.setting('health_max_pending_age')::interval, true)
-                   AND quota.calls_used + quota.calls_reserved < quota.max_calls
+                   AND quota.calls_used < quota.max_calls
                    AND quota.bytes_used + quota.bytes_reserved < quota.max_bytes,
         'queue', queue || jsonb_build_object('oldest_runnable_wait_seconds', round(extract(epoch FROM oldest_wait)::numeric, 3)),
         'breaker', jsonb_build_object('state', breaker.state, 'since', breaker.changed_at, 'reason', breaker.reason),
         'quota', jsonb_build_object('period_start', quota.period_start, 'calls_used', quota.calls_used,
-                     'calls_reserved', quota.calls_reserved, 'max_calls', quota.max_calls, 'failed_calls', quota.failed_calls,
+                     'max_calls', quota.max_calls, 'failed_calls', quota.failed_calls,
                      'bytes_used', quota.bytes_used, 'bytes_reserved', quota.bytes_reserved, 'max_bytes', quota.max_bytes),
         'staleness_errors_last_hour', (SELECT count(*) FROM refresh.staleness_errors e WHERE e.occurred_at > now() - interval '1 hour'),
         'pg_cron', cron_present,
@@ -1481,7 +1619,8 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA refresh FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
     refresh.is_data_stale(timestamptz, integer), refresh.is_profile_stale(timestamptz, integer), refresh.is_quota_exceeded(),
     refresh.queue_refresh_if_not_exists(text, text, integer, bigint), refresh.queue_refreshes(text, text[], integer),
-    refresh.get_queue_batch(text, integer), refresh.complete_queue_job(bigint, bigint, text), refresh.fail_queue_job(bigint, text, text),
+    refresh.get_queue_batch(text, integer), refresh.complete_queue_job(bigint, bigint, text),
+    refresh.complete_queue_jobs(bigint[], bigint[], text), refresh.fail_queue_job(bigint, text, text),
     refresh.check_and_queue_stale_batch(text, text[], integer), refresh.health_check()
 TO PUBLIC;
 

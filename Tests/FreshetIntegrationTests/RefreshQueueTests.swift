@@ -89,10 +89,10 @@ import Testing
                     if loop != "ok" { tally.error("processor loop: \(loop ?? "nil")") }
                     let orphans = try connection.scalar("SELECT refresh.maintain_queue_partitions() ->> 'orphan_keys_removed'")
                     if orphans != "0" { tally.error("maintenance removed \(orphans ?? "nil") orphan keys") }
-                    let used = Int(try connection.scalar("SELECT calls_used + calls_reserved FROM refresh.quota_state()") ?? "") ?? -1
+                    let used = Int(try connection.scalar("SELECT calls_used FROM refresh.quota_state()") ?? "") ?? -1
                     tally.add("quota samples")
                     if used > quota, try connection.scalar("SELECT refresh.setting('quota_max_calls')") == String(quota) {
-                        tally.error("quota exceeded: \(used) calls used or reserved")
+                        tally.error("quota exceeded: \(used) calls")
                     }
                 } catch {
                     tally.error("housekeeping: \(error)")
@@ -103,7 +103,7 @@ import Testing
 
         // Phase 1: the quota binds. Claims stop at it, and every claim in flight finishes as one call.
         let quotaReached = try eventually(timeout: 120) {
-            try database.scalar("SELECT calls_used = \(quota) AND calls_reserved = 0 FROM refresh.quota_state()") == "t"
+            try database.scalar("SELECT calls_used = \(quota) AND NOT EXISTS (SELECT FROM refresh.api_call_queue_processing) FROM refresh.quota_state()") == "t"
         }
         #expect(quotaReached)
         usleep(300_000)
