@@ -28,7 +28,7 @@ load_queue() {
     rsql -c "VACUUM ANALYZE refresh.api_call_queue_pending, refresh.api_call_queue_processing, refresh.api_call_queue_completed, refresh.active_job_keys"
   fi
 }
-rate() { load_queue "$1"; python3 scripts/bench_refresh.py throughput "$refresh_db" "$1" "$2" "$3" "$QUEUE_JOBS"; }
+rate() { load_queue "$1"; python3 scripts/bench_refresh.py throughput "$refresh_db" "$1" "$2" "$3" "$QUEUE_JOBS" "${4:-}"; }
 
 echo "claim + complete, $QUEUE_JOBS jobs per run, refresh queue against the bare queue..."
 throughput_rows=""
@@ -40,6 +40,13 @@ for workers in 1 4 16; do
     partitioned=$(for _ in $(seq "$reps"); do rate refresh "$workers" "$batch"; done | median)
     throughput_rows+="| claim + complete, $workers workers, batch $batch | ${partitioned}/s | bare queue: ${bare}/s | $(ratio "$partitioned" "$bare") |"$'\n'
   done
+done
+for workers in 1 4 16; do
+  reps=1
+  [[ $workers == 16 ]] && reps=$RUNS
+  bare=$(for _ in $(seq "$reps"); do rate bare "$workers" 10 together; done | median)
+  partitioned=$(for _ in $(seq "$reps"); do rate refresh "$workers" 10 together; done | median)
+  throughput_rows+="| claim 10 + complete them in one call, $workers workers | ${partitioned}/s | bare queue: ${bare}/s | $(ratio "$partitioned" "$bare") |"$'\n'
 done
 
 echo "subscription insert latency with and without the trigger..."

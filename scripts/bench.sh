@@ -40,3 +40,4 @@ conditions="$(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, PostgreSQL
 
 source scripts/bench-runner.sh
 source scripts/bench-jobs.sh
+source scripts/bench-refresh.sh

@@ -96,7 +96,7 @@ def produce(conninfo, stop):
         while not stop.is_set():
             pending = connection.execute("SELECT count(*) FROM refresh.api_call_queue_pending").fetchone()[0]
             if pending < 20000:
-                connection.execute("SELECT refresh.queue_refreshes('quote', ARRAY(SELECT 'P' || n FROM generate_series(%s, %s) n), 0)",
+                connection.execute("SELECT refresh.queue_refreshes('quote', ARRAY(SELECT 'P' || n FROM generate_series(%s::integer, %s::integer) n), 0)",
                                    (next_symbol, next_symbol + 4999))
                 next_symbol += 5000
             else:
@@ -136,7 +136,7 @@ def soak(conninfo, workers, seconds):
                WHERE schemaname = 'refresh' AND relname IN ('api_call_queue_pending', 'api_call_queue_processing', 'active_job_keys')""").fetchall())
     per_minute = list(buckets)
     first, last = per_minute[0], per_minute[-1]
-    print(f"{first / 60:.0f} {last / 60:.0f} {last / first:.2f} {done.value} {prune_runs} "
+    print(f"{first / 60:.0f} {last / 60:.0f} {last / max(first, 1):.2f} {done.value} {prune_runs} "
           f"{dead_max.get('api_call_queue_pending', 0)} {dead_max.get('api_call_queue_processing', 0)} {dead_max.get('active_job_keys', 0)} "
           f"{sizes.get('api_call_queue_pending', 0) // 1024} {sizes.get('api_call_queue_processing', 0) // 1024} "
           f"{' '.join(str(v // 60) for v in per_minute)}")

@@ -62,6 +62,7 @@ import Testing
                             continue
                         }
                         tally.claim(batch.map { "\($0[0]!)#\($0[1]!)" })
+                        var succeeded: [String] = []
                         for job in batch {
                             let roll = Int.random(in: 0..<1000, using: &random)
                             if roll < 2 {
@@ -70,10 +71,19 @@ import Testing
                                 let status = try connection.scalar("SELECT refresh.fail_queue_job($1, 'HTTP 503', $2)", [job[0], worker])
                                 tally.add("failed attempt")
                                 if status == "failed" { tally.add("gave up") }
-                            } else {
+                            } else if index % 2 == 0 {
                                 _ = try connection.query("SELECT refresh.complete_queue_job($1, 2048, $2)", [job[0], worker])
                                 tally.add("completed")
+                            } else {
+                                succeeded.append(job[0]!)
                             }
+                        }
+                        if !succeeded.isEmpty {
+                            // Half the workers complete what succeeded in one call.
+                            let ids = "{\(succeeded.joined(separator: ","))}"
+                            let sizes = "{\(succeeded.map { _ in "2048" }.joined(separator: ","))}"
+                            let count = try connection.scalar("SELECT refresh.complete_queue_jobs($1, $2, $3)", [ids, sizes, worker])
+                            tally.add("completed", Int(count ?? "") ?? -1_000_000)
                         }
                     } catch {
                         tally.error("\(worker): \(error)")
