@@ -385,7 +385,7 @@ CREATE TRIGGER api_call_queue_no_status_update BEFORE UPDATE ON refresh.api_call
 CREATE TABLE refresh.active_job_keys (
     data_type text NOT NULL,
     symbol text NOT NULL,
-    job_id bigint NOT NULL UNIQUE,
+    job_id bigint NOT NULL,
     PRIMARY KEY (data_type, symbol)
 ) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 2000, autovacuum_vacuum_cost_delay = 0);
 COMMENT ON TABLE refresh.active_job_keys IS
@@ -517,9 +517,10 @@ BEGIN
     IF created < cardinality(symbols) THEN
         -- A user-facing request raises the priority of a job that is already waiting.
         UPDATE refresh.api_call_queue_pending p SET priority = enqueue.priority
-        WHERE p.id IN (SELECT q.id FROM refresh.active_job_keys k
+        WHERE p.id IN (SELECT q.id FROM unnest(symbols) AS u(symbol)
+                       JOIN refresh.active_job_keys k ON k.data_type = enqueue.data_type AND k.symbol = u.symbol
                        JOIN refresh.api_call_queue_pending q ON q.id = k.job_id
-                       WHERE k.data_type = enqueue.data_type AND k.symbol = ANY (symbols) AND q.priority < enqueue.priority
+                       WHERE q.priority < enqueue.priority
                        FOR UPDATE OF q SKIP LOCKED);
     END IF;
     IF created > 0 THEN
@@ -805,7 +806,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION refresh.get_queue_batch(text, integer) IS
-    'Claims up to batch_size runnable jobs for a worker, highest priority first, with FOR UPDATE SKIP LOCKED. Each claim counts as a call and reserves its estimated bytes; the predictive quota check counts both, so no batch can take the period past its quota. Returns nothing while the queue flag is off or the breaker is open; while half-open, at most breaker_probe_jobs are in flight.';
+    'Claims up to batch_size runnable jobs for a worker, highest priority first, with FOR UPDATE SKIP LOCKED. Each claim counts as a call and reserves its estimated bytes; the predictive quota check counts both, so claimers together never take the period past its quota (far from it they share a lock and take at most 50 jobs and 4 MiB each; near it they take turns). Returns nothing while the queue flag is off or the breaker is open; while half-open, at most breaker_probe_jobs are in flight.';
 
 CREATE FUNCTION refresh.correct_size_estimate(data_type text, actual_size bigint, was_unmeasured boolean) RETURNS boolean
     LANGUAGE plpgsql
@@ -856,7 +857,7 @@ BEGIN
     ), moved AS (
         SELECT d.*, f.size FROM deleted d JOIN unnest(job_ids, actual_sizes) AS f(id, size) ON f.id = d.id
     ), released AS (
-        DELETE FROM refresh.active_job_keys k USING moved m WHERE k.job_id = m.id
+        DELETE FROM refresh.active_job_keys k USING moved m WHERE (k.data_type, k.symbol, k.job_id) = (m.data_type, m.symbol, m.id)
     ), usage AS (
         -- refresh.record_usage(), inlined and set-based: this is the hottest statement of the queue.
         INSERT INTO refresh.api_data_usage AS u (period_start, shard, calls, failed_calls, bytes, reserved_bytes)
@@ -909,7 +910,7 @@ BEGIN
         DELETE FROM refresh.api_call_queue_processing p
         WHERE p.id = complete_queue_job.job_id AND p.worker_id = complete_queue_job.worker_id RETURNING p.*
     ), released AS (
-        DELETE FROM refresh.active_job_keys k USING moved m WHERE k.job_id = m.id
+        DELETE FROM refresh.active_job_keys k USING moved m WHERE (k.data_type, k.symbol, k.job_id) = (m.data_type, m.symbol, m.id)
     ), usage AS (
         INSERT INTO refresh.api_data_usage AS u (period_start, shard, calls, failed_calls, bytes, reserved_bytes)
         SELECT date_trunc(period, m.claimed_at, 'UTC'), pg_backend_pid() % 64, 0, 0, actual_size, -m.estimated_size_bytes FROM moved m
@@ -955,7 +956,7 @@ BEGIN
             next_attempt_at, created_at, worker_id, claimed_at, finished_at, estimated_size_bytes, last_error)
         VALUES (job.id, job.data_type, job.symbol, 'failed', job.priority, job.attempts, job.max_attempts,
             job.next_attempt_at, job.created_at, job.worker_id, job.claimed_at, now(), job.estimated_size_bytes, left(error, 2000));
-        DELETE FROM refresh.active_job_keys k WHERE k.job_id = job.id;
+        DELETE FROM refresh.active_job_keys k WHERE (k.data_type, k.symbol, k.job_id) = (job.data_type, job.symbol, job.id);
         RETURN 'failed';
     END IF;
     INSERT INTO refresh.api_call_queue_pending (id, data_type, symbol, status, priority, attempts, max_attempts,
@@ -1004,9 +1005,9 @@ BEGIN
                m.worker_id, m.claimed_at, now(), m.estimated_size_bytes,
                format('lease expired on the last attempt: worker %s claimed it at %s', m.worker_id, m.claimed_at)
         FROM moved m WHERE m.attempts >= m.max_attempts
-        RETURNING id
+        RETURNING id, data_type, symbol
     ), released AS (
-        DELETE FROM refresh.active_job_keys k USING given_up g WHERE k.job_id = g.id
+        DELETE FROM refresh.active_job_keys k USING given_up g WHERE (k.data_type, k.symbol, k.job_id) = (g.data_type, g.symbol, g.id)
     )
     -- The worker may have spent the call: it stays counted, as a failure, and its reservation ends.
     SELECT coalesce(sum(n), 0) INTO recovered FROM (
@@ -1279,8 +1280,10 @@ BEGIN
     -- One set-based pass per data type over all active subscriptions: no loop over subscriptions.
     FOR entry IN SELECT r.* FROM refresh.data_type_registry r WHERE r.refresh_strategy = 'on-demand' ORDER BY r.data_type LOOP
         CONTINUE WHEN NOT refresh.is_type_active(entry);
+        -- Pairs that already have a job are settled; only the rest are judged.
         SELECT array_agg(DISTINCT s.symbol) INTO symbols FROM refresh.subscriptions s
-        WHERE s.last_seen > since AND s.data_types @> ARRAY[entry.data_type];
+        WHERE s.last_seen > since AND s.data_types @> ARRAY[entry.data_type]
+          AND NOT EXISTS (SELECT 1 FROM refresh.active_job_keys k WHERE k.data_type = entry.data_type AND k.symbol = s.symbol);
         CONTINUE WHEN symbols IS NULL;
         result := refresh.queue_stale(entry, symbols, entry.priority, 'sweep');
         checked := checked + cardinality(symbols);
@@ -1292,7 +1295,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION refresh.check_and_queue_stale_data_from_presence() IS
-    'Phase 2 background sweep: for every active subscription, queues each stale on-demand type at the registry''s priority. Single-flight on advisory lock 42 (a concurrent call returns status skipped), stops at once when the quota is exceeded, and works set-based: one query per data type.';
+    'Phase 2 background sweep: for every active subscription, queues each stale on-demand type that has no pending or processing job, at the registry''s priority. Single-flight on advisory lock 42 (a concurrent call returns status skipped), stops at once when the quota is exceeded, and works set-based: one query per data type.';
 
 CREATE FUNCTION refresh.queue_scheduled_refreshes() RETURNS jsonb
     LANGUAGE plpgsql

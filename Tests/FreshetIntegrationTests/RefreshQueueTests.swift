@@ -197,6 +197,24 @@ import Testing
         #expect(try second.scalar("SELECT jobs.run_job($1)", [job]) == "succeeded")
     }
 
+    @Test func workersHearOneWakeUpPerEnqueueAndPerLoopWithRunnableWork() throws {
+        let database = try BundleDatabase.fresh()
+        let worker = try database.connect()
+        try worker.execute("LISTEN refresh_queue")
+        let producer = try database.connect()
+        #expect(try producer.scalar("SELECT refresh.invoke_processor_loop() ->> 'notified'") == "false")
+        #expect(try worker.waitForNotification(timeout: 0.3) == nil, "no wake-up without runnable work")
+        try producer.execute("BEGIN; SELECT refresh.queue_refreshes('quote', ARRAY['A', 'B', 'C'], 0); ROLLBACK;")
+        #expect(try worker.waitForNotification(timeout: 0.3) == nil, "none for a rolled-back enqueue")
+        _ = try producer.scalar("SELECT refresh.queue_refreshes('quote', ARRAY['A', 'B', 'C'], 0)")
+        #expect(try worker.waitForNotification(timeout: 5)?.payload == "enqueued")
+        #expect(try worker.waitForNotification(timeout: 0.3) == nil, "one per statement, not per job")
+        #expect(try producer.scalar("SELECT refresh.invoke_processor_loop() ->> 'notified'") == "true")
+        #expect(try worker.waitForNotification(timeout: 5)?.payload == "runnable")
+        #expect(try worker.waitForNotification(timeout: 0.3) == nil, "at most one per loop")
+        #expect(try worker.query("SELECT id FROM refresh.get_queue_batch('w', 10)").rows.count == 3)
+    }
+
     @Test func aSubscriptionQueuesExactlyItsStaleTypesInItsOwnTransaction() throws {
         let database = try BundleDatabase.fresh()
         let client = try database.connect()
