@@ -11,6 +11,7 @@ SELECT jobs.unschedule_job('refresh-stale-sweep');
 SELECT refresh.detach_update_trigger(r.data_type) FROM refresh.data_type_registry r WHERE r.update_trigger_attached;
 SELECT foundation.unregister_flag(r.flag) FROM refresh.data_type_registry r;
 SELECT foundation.unregister_flag(f) FROM unnest(ARRAY['use_queue_system', 'use_subscription_trigger', 'use_update_trigger']) AS f;
+DELETE FROM refresh.data_type_registry;   -- drops the generated check functions
 
 DROP FUNCTION refresh.record_health_check();
 DROP FUNCTION refresh.health_check();
@@ -45,7 +46,8 @@ DROP FUNCTION refresh.quota_state();
 DROP FUNCTION refresh.record_usage(timestamptz, bigint, bigint, bigint, bigint);
 DROP FUNCTION refresh.quota_period_start(timestamptz);
 DROP FUNCTION refresh.queue_stale(refresh.data_type_registry, text[], integer, text);
-DROP FUNCTION refresh.enqueue(text, text[], integer, bigint);
+DROP FUNCTION refresh.stale_symbols(refresh.data_type_registry, text[], text);
+DROP FUNCTION refresh.enqueue(text[], text[], integer, bigint);
 DROP FUNCTION refresh.assert_symbol(text);
 DROP FUNCTION refresh.is_type_active(refresh.data_type_registry);
 DROP FUNCTION refresh.registry_entry(text);
@@ -64,6 +66,8 @@ DROP TABLE refresh.subscriptions;
 
 DROP FUNCTION refresh.unregister_data_type(text);
 DROP FUNCTION refresh.register_data_type(text, text, text, text, text, text, integer, bigint, text, integer);
+DROP TRIGGER registry_check_function ON refresh.data_type_registry;
+DROP FUNCTION refresh.generate_check_function();
 DROP TRIGGER registry_entry_valid ON refresh.data_type_registry;
 DROP FUNCTION refresh.check_registry_entry();
 REVOKE SELECT ON refresh.data_type_registry FROM PUBLIC;

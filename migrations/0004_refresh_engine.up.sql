@@ -175,6 +175,7 @@ CREATE TABLE refresh.data_type_registry (
     enabled boolean NOT NULL DEFAULT true,
     update_trigger_attached boolean NOT NULL DEFAULT false,
     flag text NOT NULL GENERATED ALWAYS AS ('refresh_' || replace(data_type, '-', '_')) STORED,
+    check_function text NOT NULL GENERATED ALWAYS AS ('stale_' || replace(data_type, '-', '_')) STORED,
     UNIQUE (table_schema, table_name)
 );
 COMMENT ON TABLE refresh.data_type_registry IS
@@ -183,6 +184,8 @@ COMMENT ON COLUMN refresh.data_type_registry.estimated_data_size_bytes IS
     'Predicted payload size used by the quota check; complete_queue_job() corrects it from a random sample of completions.';
 COMMENT ON COLUMN refresh.data_type_registry.priority IS 'The priority of the jobs the background sweep queues for this type; higher runs first.';
 COMMENT ON COLUMN refresh.data_type_registry.flag IS 'The feature flag that switches this type, as registered in foundation.feature_flags.';
+COMMENT ON COLUMN refresh.data_type_registry.check_function IS
+    'The function in schema refresh, generated from this row, that returns which of a set of symbols have stale data of this type.';
 REVOKE ALL ON refresh.data_type_registry FROM PUBLIC;
 GRANT USAGE ON SCHEMA refresh TO PUBLIC;
 GRANT SELECT ON refresh.data_type_registry TO PUBLIC;
@@ -241,6 +244,48 @@ CREATE TRIGGER registry_entry_valid
                                default_ttl_minutes
     ON refresh.data_type_registry
     FOR EACH ROW EXECUTE FUNCTION refresh.check_registry_entry();
+
+CREATE FUNCTION refresh.generate_check_function() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog
+AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        EXECUTE format('DROP FUNCTION IF EXISTS refresh.%I(text[], integer)', OLD.check_function);
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        RETURN NULL;
+    END IF;
+    -- Static SQL, so each session plans the check once; a dynamic query would be planned on every
+    -- subscription insert.
+    EXECUTE format($generated$
+        CREATE FUNCTION refresh.%1$I(symbols text[], ttl_minutes integer) RETURNS text[]
+            LANGUAGE plpgsql STABLE
+            SET search_path = pg_catalog
+            SET plan_cache_mode = force_generic_plan
+        AS $body$
+        BEGIN
+            RETURN (SELECT coalesce(array_agg(w.symbol ORDER BY w.symbol), '{}')
+                    FROM (SELECT DISTINCT u.symbol FROM unnest(symbols) AS u(symbol)) w
+                    LEFT JOIN LATERAL (SELECT max(d.%2$I)::timestamptz AS fetched_at FROM %3$I.%4$I d WHERE d.%5$I = w.symbol) d ON true
+                    WHERE refresh.%6$I(d.fetched_at, ttl_minutes));
+        END;
+        $body$
+        $generated$, NEW.check_function, NEW.timestamp_column, NEW.table_schema, NEW.table_name, NEW.symbol_column,
+        NEW.staleness_function);
+    EXECUTE format('COMMENT ON FUNCTION refresh.%I(text[], integer) IS %L', NEW.check_function,
+        format('Generated from the registry row of %s: which of the symbols have stale data in %I.%I (by %s).',
+               NEW.data_type, NEW.table_schema, NEW.table_name, NEW.staleness_function));
+    EXECUTE format('REVOKE ALL ON FUNCTION refresh.%I(text[], integer) FROM PUBLIC', NEW.check_function);
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION refresh.generate_check_function() IS
+    'Keeps each registry row''s check function (refresh.stale_<type>) in step with the row: created on insert, recreated on update, dropped on delete.';
+CREATE TRIGGER registry_check_function
+    AFTER INSERT OR DELETE OR UPDATE OF data_type, table_schema, table_name, timestamp_column, symbol_column, staleness_function
+    ON refresh.data_type_registry
+    FOR EACH ROW EXECUTE FUNCTION refresh.generate_check_function();
 
 CREATE FUNCTION refresh.register_data_type(
     data_type text, table_schema text, table_name text, timestamp_column text, symbol_column text,
@@ -493,7 +538,7 @@ END;
 $$;
 COMMENT ON FUNCTION refresh.assert_symbol(text) IS 'Returns a valid symbol unchanged, or raises 22023.';
 
-CREATE FUNCTION refresh.enqueue(data_type text, symbols text[], priority integer, estimated_size_bytes bigint) RETURNS integer
+CREATE FUNCTION refresh.enqueue(data_types text[], symbols text[], priority integer, estimated_size_bytes bigint) RETURNS integer
     LANGUAGE plpgsql
     SET search_path = pg_catalog
     SET plan_cache_mode = force_generic_plan
@@ -505,20 +550,22 @@ BEGIN
     -- Keys are inserted in (data type, symbol) order everywhere, so concurrent batches never deadlock.
     WITH keys AS (
         INSERT INTO refresh.active_job_keys AS k (data_type, symbol, job_id)
-        SELECT enqueue.data_type, u.symbol, nextval('refresh.api_call_queue_id_seq')
-        FROM (SELECT DISTINCT s.symbol FROM unnest(symbols) AS s(symbol) WHERE s.symbol IS NOT NULL ORDER BY 1) u
+        SELECT u.data_type, u.symbol, nextval('refresh.api_call_queue_id_seq')
+        FROM (SELECT DISTINCT w.data_type, w.symbol FROM unnest(data_types, symbols) AS w(data_type, symbol)
+              WHERE w.symbol IS NOT NULL ORDER BY 1, 2) u
         ON CONFLICT DO NOTHING
-        RETURNING k.job_id, k.symbol
+        RETURNING k.job_id, k.data_type, k.symbol
     )
     INSERT INTO refresh.api_call_queue_pending (id, data_type, symbol, status, priority, max_attempts, estimated_size_bytes)
-    SELECT keys.job_id, enqueue.data_type, keys.symbol, 'pending', enqueue.priority, attempts_allowed, enqueue.estimated_size_bytes
-    FROM keys;
+    SELECT keys.job_id, keys.data_type, keys.symbol, 'pending', enqueue.priority, attempts_allowed,
+           coalesce(enqueue.estimated_size_bytes, r.estimated_data_size_bytes)
+    FROM keys JOIN refresh.data_type_registry r ON r.data_type = keys.data_type;
     GET DIAGNOSTICS created = ROW_COUNT;
     IF created < cardinality(symbols) THEN
         -- A user-facing request raises the priority of a job that is already waiting.
         UPDATE refresh.api_call_queue_pending p SET priority = enqueue.priority
-        WHERE p.id IN (SELECT q.id FROM unnest(symbols) AS u(symbol)
-                       JOIN refresh.active_job_keys k ON k.data_type = enqueue.data_type AND k.symbol = u.symbol
+        WHERE p.id IN (SELECT q.id FROM unnest(data_types, symbols) AS w(data_type, symbol)
+                       JOIN refresh.active_job_keys k ON k.data_type = w.data_type AND k.symbol = w.symbol
                        JOIN refresh.api_call_queue_pending q ON q.id = k.job_id
                        WHERE q.priority < enqueue.priority
                        FOR UPDATE OF q SKIP LOCKED);
@@ -529,8 +576,33 @@ BEGIN
     RETURN created;
 END;
 $$;
-COMMENT ON FUNCTION refresh.enqueue(text, text[], integer, bigint) IS
-    'Queues one job per symbol that has no pending or processing job of this type, raises the priority of waiting ones, wakes workers, and returns how many jobs it created. Callers check flags and input first.';
+COMMENT ON FUNCTION refresh.enqueue(text[], text[], integer, bigint) IS
+    'Queues one job per (data type, symbol) pair that has no pending or processing job, raises the priority of waiting ones, wakes workers, and returns how many jobs it created. estimated_size_bytes NULL means each type''s registry estimate. Callers check flags and input first.';
+
+CREATE FUNCTION refresh.stale_symbols(entry refresh.data_type_registry, symbols text[], context text,
+    OUT stale text[], OUT check_failed boolean)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog
+AS $$
+DECLARE
+    failure text;
+    state text;
+BEGIN
+    check_failed := false;
+    BEGIN
+        EXECUTE format('SELECT refresh.%I($1, $2)', entry.check_function) INTO stale USING symbols, entry.default_ttl_minutes;
+    EXCEPTION WHEN OTHERS THEN
+        -- Fail safe: data whose freshness cannot be judged is refreshed.
+        GET STACKED DIAGNOSTICS failure = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
+        SELECT array_agg(DISTINCT u.symbol) INTO stale FROM unnest(symbols) AS u(symbol);
+        check_failed := true;
+        PERFORM refresh.log_staleness_error(context || ' staleness check', entry.data_type, cardinality(stale), state, failure);
+    END;
+    stale := coalesce(stale, '{}');
+END;
+$$;
+COMMENT ON FUNCTION refresh.stale_symbols(refresh.data_type_registry, text[], text) IS
+    'Which of the symbols have stale data of one type, judged in one query by the type''s check function. If the check fails, it logs the failure and returns every symbol: fail safe to stale.';
 
 CREATE FUNCTION refresh.queue_stale(entry refresh.data_type_registry, symbols text[], priority integer, context text,
     OUT stale integer, OUT queued integer, OUT check_failed boolean)
@@ -538,33 +610,16 @@ CREATE FUNCTION refresh.queue_stale(entry refresh.data_type_registry, symbols te
     SET search_path = pg_catalog
 AS $$
 DECLARE
-    stale_symbols text[];
-    failure text;
-    state text;
+    judged record := refresh.stale_symbols(entry, symbols, context);
 BEGIN
-    check_failed := false;
-    BEGIN
-        EXECUTE format(
-            'SELECT coalesce(array_agg(w.symbol ORDER BY w.symbol), ''{}'') '
-            'FROM (SELECT DISTINCT u.symbol FROM unnest($1) AS u(symbol)) w '
-            'LEFT JOIN LATERAL (SELECT max(d.%I)::timestamptz AS fetched_at FROM %I.%I d WHERE d.%I = w.symbol) d ON true '
-            'WHERE refresh.%I(d.fetched_at, $2)',
-            entry.timestamp_column, entry.table_schema, entry.table_name, entry.symbol_column, entry.staleness_function)
-        INTO stale_symbols USING symbols, entry.default_ttl_minutes;
-    EXCEPTION WHEN OTHERS THEN
-        -- Fail safe: data whose freshness cannot be judged is refreshed.
-        GET STACKED DIAGNOSTICS failure = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
-        SELECT array_agg(DISTINCT u.symbol) INTO stale_symbols FROM unnest(symbols) AS u(symbol);
-        check_failed := true;
-        PERFORM refresh.log_staleness_error(context || ' staleness check', entry.data_type, cardinality(stale_symbols), state, failure);
-    END;
-    stale := coalesce(cardinality(stale_symbols), 0);
+    check_failed := judged.check_failed;
+    stale := cardinality(judged.stale);
     queued := CASE WHEN stale = 0 THEN 0
-                   ELSE refresh.enqueue(entry.data_type, stale_symbols, priority, entry.estimated_data_size_bytes) END;
+                   ELSE refresh.enqueue(array_fill(entry.data_type, ARRAY[stale]), judged.stale, priority, NULL) END;
 END;
 $$;
 COMMENT ON FUNCTION refresh.queue_stale(refresh.data_type_registry, text[], integer, text) IS
-    'Set-based core of every staleness path: judges all symbols of one type in one query and queues the stale ones. If the check itself fails, it logs the failure and treats the symbols as stale.';
+    'Set-based core of the staleness paths: judges all symbols of one type with refresh.stale_symbols() and queues the stale ones.';
 
 CREATE FUNCTION refresh.quota_period_start(at timestamptz) RETURNS timestamptz
     LANGUAGE plpgsql STABLE
@@ -678,7 +733,7 @@ BEGIN
     IF NOT refresh.is_type_active(entry) THEN
         RETURN NULL;
     END IF;
-    PERFORM refresh.enqueue(entry.data_type, ARRAY[symbol], priority, coalesce(estimated_size, entry.estimated_data_size_bytes));
+    PERFORM refresh.enqueue(ARRAY[entry.data_type], ARRAY[symbol], priority, estimated_size);
     RETURN (SELECT k.job_id FROM refresh.active_job_keys k WHERE k.data_type = entry.data_type AND k.symbol = queue_refresh_if_not_exists.symbol);
 END;
 $$;
@@ -700,7 +755,7 @@ BEGIN
     IF NOT refresh.is_type_active(entry) THEN
         RETURN 0;
     END IF;
-    RETURN refresh.enqueue(entry.data_type, symbols, priority, entry.estimated_data_size_bytes);
+    RETURN refresh.enqueue(array_fill(entry.data_type, ARRAY[cardinality(symbols)]), symbols, priority, NULL);
 END;
 $$;
 COMMENT ON FUNCTION refresh.queue_refreshes(text, text[], integer) IS
@@ -1116,6 +1171,9 @@ AS $$
 DECLARE
     entry refresh.data_type_registry;
     symbols text[];
+    judged record;
+    stale_types text[] := '{}';
+    stale_symbols text[] := '{}';
     failure text;
     state text;
 BEGIN
@@ -1125,13 +1183,18 @@ BEGIN
         END IF;
         FOR entry IN
             SELECT r.* FROM refresh.data_type_registry r
-            WHERE r.data_type IN (SELECT DISTINCT unnest(a.data_types) FROM added_subscriptions a)
+            WHERE r.data_type IN (SELECT unnest(a.data_types) FROM added_subscriptions a)
             ORDER BY r.data_type
         LOOP
             CONTINUE WHEN NOT refresh.is_type_active(entry);
             SELECT array_agg(DISTINCT a.symbol) INTO symbols FROM added_subscriptions a WHERE entry.data_type = ANY (a.data_types);
-            PERFORM refresh.queue_stale(entry, symbols, 1, 'subscription trigger');
+            judged := refresh.stale_symbols(entry, symbols, 'subscription trigger');
+            stale_types := stale_types || array_fill(entry.data_type, ARRAY[cardinality(judged.stale)]);
+            stale_symbols := stale_symbols || judged.stale;
         END LOOP;
+        IF cardinality(stale_symbols) > 0 THEN
+            PERFORM refresh.enqueue(stale_types, stale_symbols, 1, NULL);
+        END IF;
     EXCEPTION WHEN OTHERS THEN
         -- The subscription must go in regardless; the background sweep will queue what was missed.
         GET STACKED DIAGNOSTICS failure = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
@@ -1172,7 +1235,7 @@ BEGIN
             entry.symbol_column, entry.staleness_function, entry.timestamp_column)
         INTO symbols USING entry.default_ttl_minutes, entry.data_type, now() - refresh.setting('subscription_active_window')::interval;
         IF symbols IS NOT NULL THEN
-            PERFORM refresh.enqueue(entry.data_type, symbols, 1, entry.estimated_data_size_bytes);
+            PERFORM refresh.enqueue(array_fill(entry.data_type, ARRAY[cardinality(symbols)]), symbols, 1, NULL);
         END IF;
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS failure = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
@@ -1345,7 +1408,7 @@ BEGIN
                 entry.symbol_column, entry.table_schema, entry.table_name, entry.staleness_function, entry.timestamp_column)
             INTO symbols USING sample_percent, entry.default_ttl_minutes, budget;
             IF symbols IS NOT NULL THEN
-                queued := queued + refresh.enqueue(entry.data_type, symbols, -1, entry.estimated_data_size_bytes);
+                queued := queued + refresh.enqueue(array_fill(entry.data_type, ARRAY[cardinality(symbols)]), symbols, -1, NULL);
             END IF;
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS failure = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
