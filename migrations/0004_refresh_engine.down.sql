@@ -26,6 +26,7 @@ DROP FUNCTION refresh.check_and_queue_stale_data_from_presence();
 DROP FUNCTION refresh.set_update_trigger(boolean);
 DROP FUNCTION refresh.detach_update_trigger(text);
 DROP FUNCTION refresh.attach_update_trigger(text);
+DROP FUNCTION refresh.mark_update_trigger(text, boolean);
 DROP FUNCTION refresh.sync_update_trigger(refresh.data_type_registry);
 DROP FUNCTION refresh.check_staleness_on_update();
 DROP TRIGGER subscriptions_queue_stale ON refresh.subscriptions;

@@ -896,7 +896,7 @@ AS $$
 DECLARE
     period text := refresh.setting('quota_period');
     completed_ids bigint[];
-    types_seen bigint;
+    corrected_types bigint;
 BEGIN
     IF job_ids IS NULL OR actual_sizes IS NULL OR cardinality(job_ids) <> cardinality(actual_sizes) THEN
         RAISE EXCEPTION 'give one actual size per job id' USING ERRCODE = 'invalid_parameter_value';
@@ -932,7 +932,7 @@ BEGIN
            (SELECT count(*) FROM (
                 SELECT refresh.correct_size_estimate(d.data_type, round(avg(d.actual_size_bytes))::bigint, bool_or(d.estimated_size_bytes = 0))
                 FROM done d GROUP BY d.data_type) per_type)
-    INTO completed_ids, types_seen;
+    INTO completed_ids, corrected_types;
     IF coalesce(cardinality(completed_ids), 0) < cardinality(job_ids) THEN
         -- All or nothing: this raises, and the jobs moved above stay where they were.
         PERFORM refresh.refuse_unheld_job(f.id, worker_id)
@@ -1271,32 +1271,36 @@ $$;
 COMMENT ON FUNCTION refresh.sync_update_trigger(refresh.data_type_registry) IS
     'Creates a type''s update triggers when it is attached and use_update_trigger is on, and drops them otherwise: off costs nothing, not even transition-table capture.';
 
-CREATE FUNCTION refresh.attach_update_trigger(data_type text) RETURNS void
+CREATE FUNCTION refresh.mark_update_trigger(data_type text, attached boolean) RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog
 AS $$
 DECLARE
     entry refresh.data_type_registry := refresh.registry_entry(data_type);
 BEGIN
-    UPDATE refresh.data_type_registry r SET update_trigger_attached = true WHERE r.data_type = entry.data_type
+    UPDATE refresh.data_type_registry r SET update_trigger_attached = mark_update_trigger.attached
+    WHERE r.data_type = entry.data_type
     RETURNING r.* INTO entry;
     PERFORM refresh.sync_update_trigger(entry);
 END;
+$$;
+COMMENT ON FUNCTION refresh.mark_update_trigger(text, boolean) IS
+    'Records whether a type''s data table wants the update trigger, and creates or drops it to match; the body of attach_update_trigger() and detach_update_trigger().';
+
+CREATE FUNCTION refresh.attach_update_trigger(data_type text) RETURNS void
+    LANGUAGE sql
+    SET search_path = pg_catalog
+AS $$
+    SELECT refresh.mark_update_trigger(data_type, true);
 $$;
 COMMENT ON FUNCTION refresh.attach_update_trigger(text) IS
     'Attaches check_staleness_on_update() to a registered type''s data table. The trigger exists only while use_update_trigger is on (see set_update_trigger()). Idempotent.';
 
 CREATE FUNCTION refresh.detach_update_trigger(data_type text) RETURNS void
-    LANGUAGE plpgsql
+    LANGUAGE sql
     SET search_path = pg_catalog
 AS $$
-DECLARE
-    entry refresh.data_type_registry := refresh.registry_entry(data_type);
-BEGIN
-    UPDATE refresh.data_type_registry r SET update_trigger_attached = false WHERE r.data_type = entry.data_type
-    RETURNING r.* INTO entry;
-    PERFORM refresh.sync_update_trigger(entry);
-END;
+    SELECT refresh.mark_update_trigger(data_type, false);
 $$;
 COMMENT ON FUNCTION refresh.detach_update_trigger(text) IS 'Detaches the update trigger from a type''s data table. Idempotent.';
 
