@@ -42,10 +42,10 @@ DROP TRIGGER position_inserted ON ledger.position;
 DROP FUNCTION ledger.cascade_vault_changes();
 DROP FUNCTION ledger.cascade_position_changes();
 DROP FUNCTION ledger.apply_share_price_events();
-DROP FUNCTION ledger.apply_position_events();
+DROP FUNCTION ledger.apply_redeems();
+DROP FUNCTION ledger.apply_deposits();
 DROP FUNCTION ledger.apply_term_created();
 DROP FUNCTION ledger.apply_term_changes(text[], numeric[], numeric[], bigint[]);
-DROP TYPE ledger.position_change;
 DROP FUNCTION ledger.is_after(bigint, bigint, bigint, bigint);
 DROP TABLE ledger.analytics_queue;
 

@@ -52,23 +52,6 @@ $$;
 COMMENT ON FUNCTION ledger.is_after(bigint, bigint, bigint, bigint) IS
     'True when the event at (block_number, log_index) comes after the one at (other_block, other_log_index), or there is none (NULL): the last-write-wins test.';
 
-CREATE TYPE ledger.position_change AS (
-    account_id text,
-    term_id text,
-    curve_id bigint,
-    shares numeric,
-    deposited numeric,
-    redeemed numeric,
-    deposit_count bigint,
-    redeem_count bigint,
-    last_deposit_block bigint,
-    last_deposit_log_index bigint,
-    last_redeem_block bigint,
-    last_redeem_log_index bigint
-);
-COMMENT ON TYPE ledger.position_change IS
-    'One statement''s events for one position, collapsed: the latest total_shares, summed amounts and counts, and the latest deposit or redeem.';
-
 CREATE FUNCTION ledger.apply_term_changes(term_ids text[], asset_deltas numeric[], market_cap_deltas numeric[], position_deltas bigint[])
     RETURNS void
     LANGUAGE plpgsql
@@ -123,81 +106,79 @@ COMMENT ON FUNCTION ledger.apply_term_created() IS
     'Statement-level AFTER INSERT trigger on atom_created_events and triple_created_events: adds the atom or triple and its terms (zero totals), and queues a new triple''s analytics.';
 
 -- Deposits and redeems: position ---------------------------------------------------------------------
+-- A deposit moves the receiver's position, a redeem the redeemer's. Each statement's events are
+-- collapsed per position and upserted in key order; shares take whichever of the latest deposit
+-- and the latest redeem comes last.
 
-CREATE FUNCTION ledger.apply_position_events() RETURNS trigger
+CREATE FUNCTION ledger.apply_deposits() RETURNS trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    changes ledger.position_change[];
 BEGIN
-    IF TG_TABLE_NAME = 'deposited_events' THEN
-        SELECT array_agg(ROW(c.receiver_id, c.term_id, c.curve_id, c.total_shares, c.deposited, 0, c.moves, 0,
-                             c.block_number, c.log_index, NULL, NULL)::ledger.position_change)
-        INTO changes
-        FROM (SELECT DISTINCT ON (n.receiver_id, n.term_id, n.curve_id)
-                     n.receiver_id, n.term_id, n.curve_id, n.total_shares, n.block_number, n.log_index,
-                     sum(n.assets_after_fees) OVER w AS deposited, count(*) OVER w AS moves
-              FROM new_events n
-              WINDOW w AS (PARTITION BY n.receiver_id, n.term_id, n.curve_id)
-              ORDER BY n.receiver_id, n.term_id, n.curve_id, n.block_number DESC, n.log_index DESC) c;
-    ELSE
-        SELECT array_agg(ROW(c.account_id, c.term_id, c.curve_id, c.total_shares, 0, c.redeemed, 0, c.moves,
-                             NULL, NULL, c.block_number, c.log_index)::ledger.position_change)
-        INTO changes
-        FROM (SELECT DISTINCT ON (n.account_id, n.term_id, n.curve_id)
-                     n.account_id, n.term_id, n.curve_id, n.total_shares, n.block_number, n.log_index,
-                     sum(n.assets) OVER w AS redeemed, count(*) OVER w AS moves
-              FROM new_events n
-              WINDOW w AS (PARTITION BY n.account_id, n.term_id, n.curve_id)
-              ORDER BY n.account_id, n.term_id, n.curve_id, n.block_number DESC, n.log_index DESC) c;
-    END IF;
-    IF changes IS NULL THEN
-        RETURN NULL;
-    END IF;
     INSERT INTO ledger.position AS p (account_id, term_id, curve_id, shares, total_deposit_assets_after_fees, total_redeem_assets,
-                                      deposit_count, redeem_count, last_deposit_block, last_deposit_log_index,
-                                      last_redeem_block, last_redeem_log_index)
-    SELECT c.account_id, c.term_id, c.curve_id, c.shares, c.deposited, c.redeemed, c.deposit_count, c.redeem_count,
-           c.last_deposit_block, c.last_deposit_log_index, c.last_redeem_block, c.last_redeem_log_index
-    FROM unnest(changes) c
-    ORDER BY c.account_id, c.term_id, c.curve_id
+                                      deposit_count, redeem_count, last_deposit_block, last_deposit_log_index)
+    SELECT c.receiver_id, c.term_id, c.curve_id, c.total_shares, c.deposited, 0, c.moves, 0, c.block_number, c.log_index
+    FROM (SELECT DISTINCT ON (n.receiver_id, n.term_id, n.curve_id)
+                 n.receiver_id, n.term_id, n.curve_id, n.total_shares, n.block_number, n.log_index,
+                 sum(n.assets_after_fees) OVER w AS deposited, count(*) OVER w AS moves
+          FROM new_events n
+          WINDOW w AS (PARTITION BY n.receiver_id, n.term_id, n.curve_id)
+          ORDER BY n.receiver_id, n.term_id, n.curve_id, n.block_number DESC, n.log_index DESC) c
+    ORDER BY c.receiver_id, c.term_id, c.curve_id
     ON CONFLICT (account_id, term_id, curve_id) DO UPDATE SET
-        -- A change carries one kind of event, so its latest move is whichever pair is set.
         shares = CASE
-            WHEN ledger.is_after(coalesce(excluded.last_deposit_block, excluded.last_redeem_block),
-                                 coalesce(excluded.last_deposit_log_index, excluded.last_redeem_log_index),
-                                 p.last_deposit_block, p.last_deposit_log_index)
-             AND ledger.is_after(coalesce(excluded.last_deposit_block, excluded.last_redeem_block),
-                                 coalesce(excluded.last_deposit_log_index, excluded.last_redeem_log_index),
-                                 p.last_redeem_block, p.last_redeem_log_index)
+            WHEN ledger.is_after(excluded.last_deposit_block, excluded.last_deposit_log_index, p.last_deposit_block, p.last_deposit_log_index)
+             AND ledger.is_after(excluded.last_deposit_block, excluded.last_deposit_log_index, p.last_redeem_block, p.last_redeem_log_index)
             THEN excluded.shares ELSE p.shares END,
         total_deposit_assets_after_fees = p.total_deposit_assets_after_fees + excluded.total_deposit_assets_after_fees,
-        total_redeem_assets = p.total_redeem_assets + excluded.total_redeem_assets,
         deposit_count = p.deposit_count + excluded.deposit_count,
-        redeem_count = p.redeem_count + excluded.redeem_count,
         last_deposit_block = CASE
-            WHEN excluded.last_deposit_block IS NOT NULL
-             AND ledger.is_after(excluded.last_deposit_block, excluded.last_deposit_log_index, p.last_deposit_block, p.last_deposit_log_index)
+            WHEN ledger.is_after(excluded.last_deposit_block, excluded.last_deposit_log_index, p.last_deposit_block, p.last_deposit_log_index)
             THEN excluded.last_deposit_block ELSE p.last_deposit_block END,
         last_deposit_log_index = CASE
-            WHEN excluded.last_deposit_block IS NOT NULL
-             AND ledger.is_after(excluded.last_deposit_block, excluded.last_deposit_log_index, p.last_deposit_block, p.last_deposit_log_index)
-            THEN excluded.last_deposit_log_index ELSE p.last_deposit_log_index END,
+            WHEN ledger.is_after(excluded.last_deposit_block, excluded.last_deposit_log_index, p.last_deposit_block, p.last_deposit_log_index)
+            THEN excluded.last_deposit_log_index ELSE p.last_deposit_log_index END;
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION ledger.apply_deposits() IS
+    'Statement-level AFTER INSERT trigger on deposited_events: collapses the statement''s deposits per receiving position and upserts them in key order, shares and the last deposit by last write wins, totals and counts by addition. The triggers on ledger.position carry the change on to the vaults.';
+
+CREATE FUNCTION ledger.apply_redeems() RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO ledger.position AS p (account_id, term_id, curve_id, shares, total_deposit_assets_after_fees, total_redeem_assets,
+                                      deposit_count, redeem_count, last_redeem_block, last_redeem_log_index)
+    SELECT c.account_id, c.term_id, c.curve_id, c.total_shares, 0, c.redeemed, 0, c.moves, c.block_number, c.log_index
+    FROM (SELECT DISTINCT ON (n.account_id, n.term_id, n.curve_id)
+                 n.account_id, n.term_id, n.curve_id, n.total_shares, n.block_number, n.log_index,
+                 sum(n.assets) OVER w AS redeemed, count(*) OVER w AS moves
+          FROM new_events n
+          WINDOW w AS (PARTITION BY n.account_id, n.term_id, n.curve_id)
+          ORDER BY n.account_id, n.term_id, n.curve_id, n.block_number DESC, n.log_index DESC) c
+    ORDER BY c.account_id, c.term_id, c.curve_id
+    ON CONFLICT (account_id, term_id, curve_id) DO UPDATE SET
+        shares = CASE
+            WHEN ledger.is_after(excluded.last_redeem_block, excluded.last_redeem_log_index, p.last_redeem_block, p.last_redeem_log_index)
+             AND ledger.is_after(excluded.last_redeem_block, excluded.last_redeem_log_index, p.last_deposit_block, p.last_deposit_log_index)
+            THEN excluded.shares ELSE p.shares END,
+        total_redeem_assets = p.total_redeem_assets + excluded.total_redeem_assets,
+        redeem_count = p.redeem_count + excluded.redeem_count,
         last_redeem_block = CASE
-            WHEN excluded.last_redeem_block IS NOT NULL
-             AND ledger.is_after(excluded.last_redeem_block, excluded.last_redeem_log_index, p.last_redeem_block, p.last_redeem_log_index)
+            WHEN ledger.is_after(excluded.last_redeem_block, excluded.last_redeem_log_index, p.last_redeem_block, p.last_redeem_log_index)
             THEN excluded.last_redeem_block ELSE p.last_redeem_block END,
         last_redeem_log_index = CASE
-            WHEN excluded.last_redeem_block IS NOT NULL
-             AND ledger.is_after(excluded.last_redeem_block, excluded.last_redeem_log_index, p.last_redeem_block, p.last_redeem_log_index)
+            WHEN ledger.is_after(excluded.last_redeem_block, excluded.last_redeem_log_index, p.last_redeem_block, p.last_redeem_log_index)
             THEN excluded.last_redeem_log_index ELSE p.last_redeem_log_index END;
     RETURN NULL;
 END;
 $$;
-COMMENT ON FUNCTION ledger.apply_position_events() IS
-    'Statement-level AFTER INSERT trigger on deposited_events and redeemed_events: collapses the statement''s events per position (a deposit moves the receiver''s position, a redeem the redeemer''s) and upserts them in key order: shares and the last deposit/redeem by last write wins, totals and counts by addition. The triggers on ledger.position carry the change on to the vaults.';
+COMMENT ON FUNCTION ledger.apply_redeems() IS
+    'Statement-level AFTER INSERT trigger on redeemed_events: collapses the statement''s redeems per redeeming position and upserts them in key order, shares and the last redeem by last write wins, totals and counts by addition. The triggers on ledger.position carry the change on to the vaults.';
 
 -- Share price changes: vault -------------------------------------------------------------------------
 
@@ -331,9 +312,9 @@ CREATE TRIGGER atom_created_events_maintain AFTER INSERT ON ledger.atom_created_
 CREATE TRIGGER triple_created_events_maintain AFTER INSERT ON ledger.triple_created_events
     REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION ledger.apply_term_created();
 CREATE TRIGGER deposited_events_maintain AFTER INSERT ON ledger.deposited_events
-    REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION ledger.apply_position_events();
+    REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION ledger.apply_deposits();
 CREATE TRIGGER redeemed_events_maintain AFTER INSERT ON ledger.redeemed_events
-    REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION ledger.apply_position_events();
+    REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION ledger.apply_redeems();
 CREATE TRIGGER share_price_changed_events_maintain AFTER INSERT ON ledger.share_price_changed_events
     REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION ledger.apply_share_price_events();
 

@@ -38,6 +38,7 @@ elapsed_ms() { local start end; start=$(date +%s%N); "$@" >/dev/null; end=$(date
 ratio() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.2f}')" "$1" "$2"; }
 conditions="$(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, PostgreSQL $("$PSQL" -XAtq "$admin" -c 'SHOW server_version'), unix socket, fsync=off"
 
-source scripts/bench-runner.sh
-source scripts/bench-jobs.sh
-source scripts/bench-refresh.sh
+# BENCH_PARTS picks parts, for example BENCH_PARTS=ledger make bench.
+for part in ${BENCH_PARTS:-runner jobs refresh ledger}; do
+  source "scripts/bench-$part.sh"
+done

@@ -41,7 +41,7 @@ SELECT is((SELECT count(*)::int FROM pg_index i JOIN pg_class c ON c.oid = i.ind
 SELECT is((SELECT count(*)::int FROM pg_proc p WHERE p.pronamespace = 'ledger'::regnamespace AND obj_description(p.oid, 'pg_proc') IS NULL), 0,
     'every ledger function has a comment');
 SELECT ok((SELECT bool_and(p.prosecdef AND p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp']) FROM pg_proc p
-           WHERE p.pronamespace = 'ledger'::regnamespace AND p.proname IN ('apply_position_events', 'apply_share_price_events', 'apply_term_created',
+           WHERE p.pronamespace = 'ledger'::regnamespace AND p.proname IN ('apply_deposits', 'apply_redeems', 'apply_share_price_events', 'apply_term_created',
                                                                           'check_event_terms', 'verify', 'process_analytics_queue')),
     'the trigger functions, verify() and the drain are SECURITY DEFINER with a pinned search_path');
 SELECT is((SELECT lock_key FROM jobs.schedules WHERE name = 'ledger-analytics' AND schedule = '* * * * *'), 45::bigint,
