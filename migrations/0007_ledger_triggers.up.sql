@@ -9,6 +9,8 @@
 -- level locks its rows in key order before the next level starts (positions, then vaults, then
 -- terms). A deposit into a position that already holds shares changes neither its vault nor its
 -- term, so a hot vault serialises only the writers that really change it.
+-- Functions whose statements take arrays run with plan_cache_mode = force_generic_plan: left to
+-- choose, PostgreSQL plans such statements afresh on every call, which tripled their cost.
 -- The whole file is one transaction: the event tables are locked against writers until the
 -- backfilled tables and their triggers commit together.
 
@@ -56,6 +58,7 @@ CREATE FUNCTION ledger.apply_term_changes(term_ids text[], asset_deltas numeric[
     RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
+    SET plan_cache_mode = force_generic_plan
 AS $$
 BEGIN
     IF cardinality(term_ids) > 1 THEN
@@ -219,6 +222,7 @@ CREATE FUNCTION ledger.cascade_position_changes() RETURNS trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+    SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     vault_terms text[];
@@ -264,6 +268,7 @@ CREATE FUNCTION ledger.cascade_vault_changes() RETURNS trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+    SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     term_ids text[];
