@@ -13,6 +13,8 @@ DROP TRIGGER deposited_events_check_terms ON ledger.deposited_events;
 DROP TRIGGER triple_created_events_check_terms ON ledger.triple_created_events;
 DROP TRIGGER atom_created_events_check_terms ON ledger.atom_created_events;
 DROP FUNCTION ledger.check_event_terms();
+DROP FUNCTION ledger.check_triple_terms();
+DROP FUNCTION ledger.check_atom_terms();
 
 DROP TABLE ledger.share_price_changed_events;
 DROP TABLE ledger.redeemed_events;

@@ -86,6 +86,65 @@ CREATE TABLE ledger.share_price_changed_events (
 COMMENT ON TABLE ledger.share_price_changed_events IS
     'SharePriceChanged events: the vault (term_id, curve_id) now holds total_assets for total_shares at share_price (18 decimals).';
 
+-- Statement-level checks: one query per statement, however many events it inserts. A bad event
+-- fails the whole statement, so the aggregates never see it.
+
+CREATE FUNCTION ledger.check_atom_terms() RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    offending text;
+BEGIN
+    SELECT string_agg(DISTINCT n.term_id, ', ') INTO offending
+    FROM new_events n
+    WHERE EXISTS (SELECT FROM ledger.triple_created_events t WHERE t.term_id = n.term_id)
+       OR EXISTS (SELECT FROM ledger.triple_created_events t WHERE t.counter_term_id = n.term_id);
+    IF offending IS NOT NULL THEN
+        RAISE EXCEPTION 'atom_created_events: term % already exists as a triple', offending
+            USING ERRCODE = 'unique_violation', HINT = 'A term is created once, as an atom or as a triple.';
+    END IF;
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION ledger.check_atom_terms() IS
+    'Statement-level AFTER INSERT trigger on atom_created_events: refuses (23505) an atom whose id is already a triple or a counter term.';
+
+CREATE FUNCTION ledger.check_triple_terms() RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    offending text;
+BEGIN
+    SELECT string_agg(DISTINCT n.term_id, ', ') INTO offending
+    FROM new_events n
+    WHERE EXISTS (SELECT FROM ledger.atom_created_events a WHERE a.term_id = n.term_id)
+       OR EXISTS (SELECT FROM ledger.atom_created_events a WHERE a.term_id = n.counter_term_id)
+       OR EXISTS (SELECT FROM ledger.triple_created_events t WHERE t.term_id = n.counter_term_id)
+       OR EXISTS (SELECT FROM ledger.triple_created_events t WHERE t.counter_term_id = n.term_id);
+    IF offending IS NOT NULL THEN
+        RAISE EXCEPTION 'triple_created_events: triple % reuses the id of an existing term', offending
+            USING ERRCODE = 'unique_violation', HINT = 'A term is created once, as an atom or as a triple.';
+    END IF;
+    SELECT string_agg(DISTINCT r.ref, ', ') INTO offending
+    FROM new_events n, LATERAL (VALUES (n.subject_id), (n.predicate_id), (n.object_id)) AS r (ref)
+    WHERE NOT EXISTS (SELECT FROM ledger.atom_created_events a WHERE a.term_id = r.ref)
+      AND NOT EXISTS (SELECT FROM ledger.triple_created_events t WHERE t.term_id = r.ref)
+      AND NOT EXISTS (SELECT FROM ledger.triple_created_events t WHERE t.counter_term_id = r.ref);
+    IF offending IS NOT NULL THEN
+        RAISE EXCEPTION 'triple_created_events: unknown term %', offending
+            USING ERRCODE = 'foreign_key_violation',
+                  HINT = 'A triple''s subject, predicate and object must be created before it.';
+    END IF;
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION ledger.check_triple_terms() IS
+    'Statement-level AFTER INSERT trigger on triple_created_events: refuses (23505) a triple or counter term id that already exists, and (23503) a subject, predicate or object that no creation event has created.';
+
 CREATE FUNCTION ledger.check_event_terms() RETURNS trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -94,59 +153,26 @@ AS $$
 DECLARE
     offending text;
 BEGIN
-    -- A statement-level check: one query per statement, however many events it inserts.
-    IF TG_TABLE_NAME = 'atom_created_events' THEN
-        SELECT string_agg(DISTINCT n.term_id, ', ') INTO offending
-        FROM new_events n
-        WHERE EXISTS (SELECT FROM ledger.triple_created_events t WHERE t.term_id = n.term_id)
-           OR EXISTS (SELECT FROM ledger.triple_created_events t WHERE t.counter_term_id = n.term_id);
-        IF offending IS NOT NULL THEN
-            RAISE EXCEPTION 'atom_created_events: term % already exists as a triple', offending
-                USING ERRCODE = 'unique_violation', HINT = 'A term is created once, as an atom or as a triple.';
-        END IF;
-    ELSIF TG_TABLE_NAME = 'triple_created_events' THEN
-        SELECT string_agg(DISTINCT n.term_id, ', ') INTO offending
-        FROM new_events n
-        WHERE EXISTS (SELECT FROM ledger.atom_created_events a WHERE a.term_id = n.term_id)
-           OR EXISTS (SELECT FROM ledger.atom_created_events a WHERE a.term_id = n.counter_term_id)
-           OR EXISTS (SELECT FROM ledger.triple_created_events t WHERE t.term_id = n.counter_term_id)
-           OR EXISTS (SELECT FROM ledger.triple_created_events t WHERE t.counter_term_id = n.term_id);
-        IF offending IS NOT NULL THEN
-            RAISE EXCEPTION 'triple_created_events: triple % reuses the id of an existing term', offending
-                USING ERRCODE = 'unique_violation', HINT = 'A term is created once, as an atom or as a triple.';
-        END IF;
-        SELECT string_agg(DISTINCT ref, ', ') INTO offending
-        FROM new_events n, LATERAL (VALUES (n.subject_id), (n.predicate_id), (n.object_id)) AS r (ref)
-        WHERE NOT EXISTS (SELECT FROM ledger.atom_created_events a WHERE a.term_id = ref)
-          AND NOT EXISTS (SELECT FROM ledger.triple_created_events t WHERE t.term_id = ref)
-          AND NOT EXISTS (SELECT FROM ledger.triple_created_events t WHERE t.counter_term_id = ref);
-        IF offending IS NOT NULL THEN
-            RAISE EXCEPTION 'triple_created_events: unknown term %', offending
-                USING ERRCODE = 'foreign_key_violation',
-                      HINT = 'A triple''s subject, predicate and object must be created before it.';
-        END IF;
-    ELSE
-        SELECT string_agg(DISTINCT n.term_id, ', ') INTO offending
-        FROM new_events n
-        WHERE NOT EXISTS (SELECT FROM ledger.atom_created_events a WHERE a.term_id = n.term_id)
-          AND NOT EXISTS (SELECT FROM ledger.triple_created_events t WHERE t.term_id = n.term_id)
-          AND NOT EXISTS (SELECT FROM ledger.triple_created_events t WHERE t.counter_term_id = n.term_id);
-        IF offending IS NOT NULL THEN
-            RAISE EXCEPTION '%: unknown term %', TG_TABLE_NAME, offending
-                USING ERRCODE = 'foreign_key_violation',
-                      HINT = 'Insert the term''s atom_created_events or triple_created_events row first.';
-        END IF;
+    SELECT string_agg(DISTINCT n.term_id, ', ') INTO offending
+    FROM new_events n
+    WHERE NOT EXISTS (SELECT FROM ledger.atom_created_events a WHERE a.term_id = n.term_id)
+      AND NOT EXISTS (SELECT FROM ledger.triple_created_events t WHERE t.term_id = n.term_id)
+      AND NOT EXISTS (SELECT FROM ledger.triple_created_events t WHERE t.counter_term_id = n.term_id);
+    IF offending IS NOT NULL THEN
+        RAISE EXCEPTION '%: unknown term %', TG_TABLE_NAME, offending
+            USING ERRCODE = 'foreign_key_violation',
+                  HINT = 'Insert the term''s atom_created_events or triple_created_events row first.';
     END IF;
     RETURN NULL;
 END;
 $$;
 COMMENT ON FUNCTION ledger.check_event_terms() IS
-    'Statement-level AFTER INSERT trigger on every event table: refuses (23503) events that name a term no creation event has created, and (23505) a term created twice. The whole statement fails, so the aggregates never see a bad event.';
+    'Statement-level AFTER INSERT trigger on deposited_events, redeemed_events and share_price_changed_events: refuses (23503) events that name a term no creation event has created.';
 
 CREATE TRIGGER atom_created_events_check_terms AFTER INSERT ON ledger.atom_created_events
-    REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION ledger.check_event_terms();
+    REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION ledger.check_atom_terms();
 CREATE TRIGGER triple_created_events_check_terms AFTER INSERT ON ledger.triple_created_events
-    REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION ledger.check_event_terms();
+    REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION ledger.check_triple_terms();
 CREATE TRIGGER deposited_events_check_terms AFTER INSERT ON ledger.deposited_events
     REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION ledger.check_event_terms();
 CREATE TRIGGER redeemed_events_check_terms AFTER INSERT ON ledger.redeemed_events

@@ -81,32 +81,41 @@ COMMENT ON FUNCTION ledger.apply_term_changes(text[], numeric[], numeric[], bigi
 
 -- Creation events ------------------------------------------------------------------------------------
 
-CREATE FUNCTION ledger.apply_term_created() RETURNS trigger
+CREATE FUNCTION ledger.apply_atoms_created() RETURNS trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF TG_TABLE_NAME = 'atom_created_events' THEN
-        INSERT INTO ledger.atom (term_id, creator_id, data, created_block, created_log_index, transaction_hash)
-        SELECT n.term_id, n.creator_id, n.data, n.block_number, n.log_index, n.transaction_hash FROM new_events n;
-        INSERT INTO ledger.term (term_id, kind, total_assets, total_market_cap, total_position_count)
-        SELECT n.term_id, 'atom', 0, 0, 0 FROM new_events n;
-    ELSE
-        INSERT INTO ledger.triple (term_id, counter_term_id, creator_id, subject_id, predicate_id, object_id, created_block, created_log_index, transaction_hash)
-        SELECT n.term_id, n.counter_term_id, n.creator_id, n.subject_id, n.predicate_id, n.object_id, n.block_number, n.log_index, n.transaction_hash
-        FROM new_events n;
-        INSERT INTO ledger.term (term_id, kind, total_assets, total_market_cap, total_position_count)
-        SELECT n.term_id, 'triple', 0, 0, 0 FROM new_events n
-        UNION ALL
-        SELECT n.counter_term_id, 'counter_triple', 0, 0, 0 FROM new_events n;
-        INSERT INTO ledger.analytics_queue (term_id) SELECT n.term_id FROM new_events n;
-    END IF;
+    INSERT INTO ledger.atom (term_id, creator_id, data, created_block, created_log_index, transaction_hash)
+    SELECT n.term_id, n.creator_id, n.data, n.block_number, n.log_index, n.transaction_hash FROM new_events n;
+    INSERT INTO ledger.term (term_id, kind, total_assets, total_market_cap, total_position_count)
+    SELECT n.term_id, 'atom', 0, 0, 0 FROM new_events n;
     RETURN NULL;
 END;
 $$;
-COMMENT ON FUNCTION ledger.apply_term_created() IS
-    'Statement-level AFTER INSERT trigger on atom_created_events and triple_created_events: adds the atom or triple and its terms (zero totals), and queues a new triple''s analytics.';
+COMMENT ON FUNCTION ledger.apply_atoms_created() IS
+    'Statement-level AFTER INSERT trigger on atom_created_events: adds each atom and its term, with zero totals.';
+
+CREATE FUNCTION ledger.apply_triples_created() RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO ledger.triple (term_id, counter_term_id, creator_id, subject_id, predicate_id, object_id, created_block, created_log_index, transaction_hash)
+    SELECT n.term_id, n.counter_term_id, n.creator_id, n.subject_id, n.predicate_id, n.object_id, n.block_number, n.log_index, n.transaction_hash
+    FROM new_events n;
+    INSERT INTO ledger.term (term_id, kind, total_assets, total_market_cap, total_position_count)
+    SELECT n.term_id, 'triple', 0, 0, 0 FROM new_events n
+    UNION ALL
+    SELECT n.counter_term_id, 'counter_triple', 0, 0, 0 FROM new_events n;
+    INSERT INTO ledger.analytics_queue (term_id) SELECT n.term_id FROM new_events n;
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION ledger.apply_triples_created() IS
+    'Statement-level AFTER INSERT trigger on triple_created_events: adds each triple, a term for it and one for its counter term (zero totals), and queues its analytics.';
 
 -- Deposits and redeems: position ---------------------------------------------------------------------
 -- A deposit moves the receiver's position, a redeem the redeemer's. Each statement's events are
@@ -218,57 +227,81 @@ COMMENT ON FUNCTION ledger.apply_share_price_events() IS
 -- tables, so no level reads a row and writes it back, and no advisory lock is needed: the upserts
 -- themselves serialise writers of one key, and each level locks its rows in key order.
 
-CREATE FUNCTION ledger.cascade_position_changes() RETURNS trigger
+CREATE FUNCTION ledger.add_vault_holders(term_ids text[], curve_ids bigint[], holder_deltas bigint[]) RETURNS void
     LANGUAGE plpgsql
-    SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     SET plan_cache_mode = force_generic_plan
 AS $$
-DECLARE
-    vault_terms text[];
-    vault_curves bigint[];
-    vault_deltas bigint[];
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        -- A new position may be its vault's first: every vault is named, and created if missing.
-        SELECT array_agg(d.term_id ORDER BY d.term_id, d.curve_id), array_agg(d.curve_id ORDER BY d.term_id, d.curve_id),
-               array_agg(d.delta ORDER BY d.term_id, d.curve_id)
-        INTO vault_terms, vault_curves, vault_deltas
-        FROM (SELECT n.term_id, n.curve_id, count(*) FILTER (WHERE n.shares > 0) AS delta
-              FROM new_rows n GROUP BY n.term_id, n.curve_id) d;
-    ELSE
-        -- An existing position's vault exists: only a change in who holds shares moves it.
-        SELECT array_agg(d.term_id ORDER BY d.term_id, d.curve_id), array_agg(d.curve_id ORDER BY d.term_id, d.curve_id),
-               array_agg(d.delta ORDER BY d.term_id, d.curve_id)
-        INTO vault_terms, vault_curves, vault_deltas
-        FROM (SELECT c.term_id, c.curve_id, sum(c.held)::bigint AS delta
-              FROM (SELECT n.term_id, n.curve_id, (n.shares > 0)::int AS held FROM new_rows n
-                    UNION ALL
-                    SELECT o.term_id, o.curve_id, -(o.shares > 0)::int FROM old_rows o) c
-              GROUP BY c.term_id, c.curve_id) d
-        WHERE d.delta <> 0;
-    END IF;
-    IF vault_terms IS NULL THEN
-        RETURN NULL;
-    END IF;
-
     INSERT INTO ledger.vault AS v (term_id, curve_id, total_shares, total_assets, share_price, position_count, market_cap)
     SELECT d.term_id, d.curve_id, 0, 0, 0, d.delta, 0
-    FROM unnest(vault_terms, vault_curves, vault_deltas) AS d (term_id, curve_id, delta)
+    FROM unnest(term_ids, curve_ids, holder_deltas) AS d (term_id, curve_id, delta)
     WHERE d.delta <> 0 OR NOT EXISTS (SELECT FROM ledger.vault x WHERE x.term_id = d.term_id AND x.curve_id = d.curve_id)
     ORDER BY d.term_id, d.curve_id
     ON CONFLICT (term_id, curve_id) DO UPDATE SET position_count = v.position_count + excluded.position_count;
-    RETURN NULL;
 END;
 $$;
-COMMENT ON FUNCTION ledger.cascade_position_changes() IS
-    'Statement-level AFTER INSERT and AFTER UPDATE trigger on ledger.position: adds the change in positions holding shares to each vault''s position_count, creating vaults that a new position names.';
+COMMENT ON FUNCTION ledger.add_vault_holders(text[], bigint[], bigint[]) IS
+    'Adds a change in holders to each named vault''s position_count, in vault order, creating a vault that does not exist yet even when its change is zero.';
 
-CREATE FUNCTION ledger.cascade_vault_changes() RETURNS trigger
+CREATE FUNCTION ledger.cascade_new_positions() RETURNS trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-    SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+    term_ids text[];
+    curve_ids bigint[];
+    holder_deltas bigint[];
+BEGIN
+    -- A new position may be its vault's first, so every vault it names is passed on.
+    SELECT array_agg(d.term_id ORDER BY d.term_id, d.curve_id), array_agg(d.curve_id ORDER BY d.term_id, d.curve_id),
+           array_agg(d.delta ORDER BY d.term_id, d.curve_id)
+    INTO term_ids, curve_ids, holder_deltas
+    FROM (SELECT n.term_id, n.curve_id, count(*) FILTER (WHERE n.shares > 0) AS delta
+          FROM new_rows n GROUP BY n.term_id, n.curve_id) d;
+    IF term_ids IS NOT NULL THEN
+        PERFORM ledger.add_vault_holders(term_ids, curve_ids, holder_deltas);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION ledger.cascade_new_positions() IS
+    'Statement-level AFTER INSERT trigger on ledger.position: counts the new positions holding shares into their vaults, creating the vaults they are the first to name.';
+
+CREATE FUNCTION ledger.cascade_changed_positions() RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    term_ids text[];
+    curve_ids bigint[];
+    holder_deltas bigint[];
+BEGIN
+    -- An existing position's vault exists: only a change in who holds shares moves it.
+    SELECT array_agg(d.term_id ORDER BY d.term_id, d.curve_id), array_agg(d.curve_id ORDER BY d.term_id, d.curve_id),
+           array_agg(d.delta ORDER BY d.term_id, d.curve_id)
+    INTO term_ids, curve_ids, holder_deltas
+    FROM (SELECT c.term_id, c.curve_id, sum(c.held)::bigint AS delta
+          FROM (SELECT n.term_id, n.curve_id, (n.shares > 0)::int AS held FROM new_rows n
+                UNION ALL
+                SELECT o.term_id, o.curve_id, -(o.shares > 0)::int FROM old_rows o) c
+          GROUP BY c.term_id, c.curve_id) d
+    WHERE d.delta <> 0;
+    IF term_ids IS NOT NULL THEN
+        PERFORM ledger.add_vault_holders(term_ids, curve_ids, holder_deltas);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION ledger.cascade_changed_positions() IS
+    'Statement-level AFTER UPDATE trigger on ledger.position: adds the change in positions holding shares, old rows against new, to each vault''s position_count.';
+
+CREATE FUNCTION ledger.cascade_new_vaults() RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     term_ids text[];
@@ -276,46 +309,63 @@ DECLARE
     market_cap_deltas numeric[];
     position_deltas bigint[];
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        SELECT array_agg(d.term_id ORDER BY d.term_id), array_agg(d.assets ORDER BY d.term_id),
-               array_agg(d.market_cap ORDER BY d.term_id), array_agg(d.positions ORDER BY d.term_id)
-        INTO term_ids, asset_deltas, market_cap_deltas, position_deltas
-        FROM (SELECT n.term_id, sum(n.total_assets) AS assets, sum(n.market_cap) AS market_cap, sum(n.position_count)::bigint AS positions
-              FROM new_rows n GROUP BY n.term_id) d
-        WHERE d.assets <> 0 OR d.market_cap <> 0 OR d.positions <> 0;
-    ELSE
-        SELECT array_agg(d.term_id ORDER BY d.term_id), array_agg(d.assets ORDER BY d.term_id),
-               array_agg(d.market_cap ORDER BY d.term_id), array_agg(d.positions ORDER BY d.term_id)
-        INTO term_ids, asset_deltas, market_cap_deltas, position_deltas
-        FROM (SELECT c.term_id, sum(c.assets) AS assets, sum(c.market_cap) AS market_cap, sum(c.positions)::bigint AS positions
-              FROM (SELECT n.term_id, n.total_assets AS assets, n.market_cap, n.position_count AS positions FROM new_rows n
-                    UNION ALL
-                    SELECT o.term_id, -o.total_assets, -o.market_cap, -o.position_count FROM old_rows o) c
-              GROUP BY c.term_id) d
-        WHERE d.assets <> 0 OR d.market_cap <> 0 OR d.positions <> 0;
-    END IF;
+    SELECT array_agg(d.term_id ORDER BY d.term_id), array_agg(d.assets ORDER BY d.term_id),
+           array_agg(d.market_cap ORDER BY d.term_id), array_agg(d.positions ORDER BY d.term_id)
+    INTO term_ids, asset_deltas, market_cap_deltas, position_deltas
+    FROM (SELECT n.term_id, sum(n.total_assets) AS assets, sum(n.market_cap) AS market_cap, sum(n.position_count)::bigint AS positions
+          FROM new_rows n GROUP BY n.term_id) d
+    WHERE d.assets <> 0 OR d.market_cap <> 0 OR d.positions <> 0;
     IF term_ids IS NOT NULL THEN
         PERFORM ledger.apply_term_changes(term_ids, asset_deltas, market_cap_deltas, position_deltas);
     END IF;
     RETURN NULL;
 END;
 $$;
-COMMENT ON FUNCTION ledger.cascade_vault_changes() IS
-    'Statement-level AFTER INSERT and AFTER UPDATE trigger on ledger.vault: moves each term''s totals by the difference between its vaults'' new and old rows.';
+COMMENT ON FUNCTION ledger.cascade_new_vaults() IS
+    'Statement-level AFTER INSERT trigger on ledger.vault: adds the new vaults'' totals to their terms.';
+
+CREATE FUNCTION ledger.cascade_changed_vaults() RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    term_ids text[];
+    asset_deltas numeric[];
+    market_cap_deltas numeric[];
+    position_deltas bigint[];
+BEGIN
+    SELECT array_agg(d.term_id ORDER BY d.term_id), array_agg(d.assets ORDER BY d.term_id),
+           array_agg(d.market_cap ORDER BY d.term_id), array_agg(d.positions ORDER BY d.term_id)
+    INTO term_ids, asset_deltas, market_cap_deltas, position_deltas
+    FROM (SELECT c.term_id, sum(c.assets) AS assets, sum(c.market_cap) AS market_cap, sum(c.positions)::bigint AS positions
+          FROM (SELECT n.term_id, n.total_assets AS assets, n.market_cap, n.position_count AS positions FROM new_rows n
+                UNION ALL
+                SELECT o.term_id, -o.total_assets, -o.market_cap, -o.position_count FROM old_rows o) c
+          GROUP BY c.term_id) d
+    WHERE d.assets <> 0 OR d.market_cap <> 0 OR d.positions <> 0;
+    IF term_ids IS NOT NULL THEN
+        PERFORM ledger.apply_term_changes(term_ids, asset_deltas, market_cap_deltas, position_deltas);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION ledger.cascade_changed_vaults() IS
+    'Statement-level AFTER UPDATE trigger on ledger.vault: moves each term''s totals by the difference between its vaults'' new and old rows.';
 
 CREATE TRIGGER position_inserted AFTER INSERT ON ledger.position
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ledger.cascade_position_changes();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ledger.cascade_new_positions();
 CREATE TRIGGER position_updated AFTER UPDATE ON ledger.position
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ledger.cascade_position_changes();
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ledger.cascade_changed_positions();
 CREATE TRIGGER vault_inserted AFTER INSERT ON ledger.vault
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ledger.cascade_vault_changes();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ledger.cascade_new_vaults();
 CREATE TRIGGER vault_updated AFTER UPDATE ON ledger.vault
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ledger.cascade_vault_changes();
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ledger.cascade_changed_vaults();
 
 CREATE TRIGGER atom_created_events_maintain AFTER INSERT ON ledger.atom_created_events
-    REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION ledger.apply_term_created();
+    REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION ledger.apply_atoms_created();
 CREATE TRIGGER triple_created_events_maintain AFTER INSERT ON ledger.triple_created_events
-    REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION ledger.apply_term_created();
+    REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION ledger.apply_triples_created();
 CREATE TRIGGER deposited_events_maintain AFTER INSERT ON ledger.deposited_events
     REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION ledger.apply_deposits();
 CREATE TRIGGER redeemed_events_maintain AFTER INSERT ON ledger.redeemed_events

@@ -1,7 +1,7 @@
 -- The ledger at version 2: event tables, trigger-maintained aggregates, cascades, the analytics
 -- queue and the oracle. Version 1 and the rollback between them are tested from Swift.
 BEGIN;
-SELECT plan(79);
+SELECT plan(81);
 
 CREATE FUNCTION pg_temp.deposit(block bigint, log bigint, receiver text, term text, curve bigint, after_fees numeric, total numeric)
     RETURNS void LANGUAGE sql AS $$
@@ -41,9 +41,19 @@ SELECT is((SELECT count(*)::int FROM pg_index i JOIN pg_class c ON c.oid = i.ind
 SELECT is((SELECT count(*)::int FROM pg_proc p WHERE p.pronamespace = 'ledger'::regnamespace AND obj_description(p.oid, 'pg_proc') IS NULL), 0,
     'every ledger function has a comment');
 SELECT ok((SELECT bool_and(p.prosecdef AND p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp']) FROM pg_proc p
-           WHERE p.pronamespace = 'ledger'::regnamespace AND p.proname IN ('apply_deposits', 'apply_redeems', 'apply_share_price_events', 'apply_term_created',
-                                                                          'check_event_terms', 'verify', 'process_analytics_queue')),
+           WHERE p.pronamespace = 'ledger'::regnamespace AND p.proname IN ('apply_deposits', 'apply_redeems', 'apply_share_price_events', 'apply_atoms_created', 'apply_triples_created',
+                                                                          'check_event_terms', 'check_atom_terms', 'check_triple_terms', 'verify', 'process_analytics_queue')),
     'the trigger functions, verify() and the drain are SECURITY DEFINER with a pinned search_path');
+CREATE EXTENSION plpgsql_check;
+SELECT is((SELECT count(*)::int FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid
+           CROSS JOIN LATERAL plpgsql_check_function(tg.tgfoid, tg.tgrelid, oldtable => tg.tgoldtable, newtable => tg.tgnewtable,
+                                                     extra_warnings => false) r
+           WHERE c.relnamespace = 'ledger'::regnamespace AND NOT tg.tgisinternal),
+    0, 'plpgsql_check finds nothing in the ledger''s trigger functions, checked against their tables and transition tables');
+SELECT is((SELECT count(*)::int FROM pg_proc p CROSS JOIN LATERAL plpgsql_check_function(p.oid, extra_warnings => false) r
+           WHERE p.pronamespace = 'ledger'::regnamespace AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'plpgsql')
+             AND p.prorettype <> 'trigger'::regtype),
+    0, 'nor in its other PL/pgSQL functions');
 SELECT is((SELECT lock_key FROM jobs.schedules WHERE name = 'ledger-analytics' AND schedule = '* * * * *'), 45::bigint,
     'pg_cron drains the analytics queue every minute, single-flight on lock 45');
 SELECT throws_ok($$ SELECT * FROM ledger.refresh_all_views() $$, '42809', NULL, 'refresh_all_views() refuses: there are no views to refresh');
