@@ -28,6 +28,7 @@ END;
 $$;
 
 SELECT jobs.unschedule_job('ledger-analytics');
+DROP FUNCTION ledger.analytics_backlog();
 DROP FUNCTION ledger.process_analytics_queue(integer);
 
 DROP TRIGGER share_price_changed_events_maintain ON ledger.share_price_changed_events;

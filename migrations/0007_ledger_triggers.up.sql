@@ -447,4 +447,14 @@ COMMENT ON FUNCTION ledger.process_analytics_queue(integer) IS
     'Drains up to max_entries of the analytics queue, oldest first: recomputes triple_vault and triple_term of every triple whose term or counter term changed, then the predicate_object and subject_predicate groups of those triples, each from its definition. Single-flight on advisory lock 45: a concurrent call returns {"status": "skipped"}. Returns how many entries, triples and groups it handled.';
 REVOKE ALL ON FUNCTION ledger.process_analytics_queue(integer) FROM PUBLIC;
 
+CREATE FUNCTION ledger.analytics_backlog() RETURNS TABLE (entries bigint, terms bigint, oldest_age interval)
+    LANGUAGE sql STABLE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT count(*), count(DISTINCT term_id), now() - min(enqueued_at) FROM ledger.analytics_queue;
+$$;
+COMMENT ON FUNCTION ledger.analytics_backlog() IS
+    'How far the eventual aggregates lag: queued entries, distinct terms, and the age of the oldest entry (NULL when drained). The seed''s analytics worker lag, for monitoring.';
+
 SELECT jobs.schedule_job('ledger-analytics', '* * * * *', 'SELECT ledger.process_analytics_queue(100000)', 45);

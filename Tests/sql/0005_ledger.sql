@@ -1,7 +1,7 @@
 -- The ledger at version 2: event tables, trigger-maintained aggregates, cascades, the analytics
 -- queue and the oracle. Version 1 and the rollback between them are tested from Swift.
 BEGIN;
-SELECT plan(81);
+SELECT plan(83);
 
 CREATE FUNCTION pg_temp.deposit(block bigint, log bigint, receiver text, term text, curve bigint, after_fees numeric, total numeric)
     RETURNS void LANGUAGE sql AS $$
@@ -210,11 +210,15 @@ SELECT is(pg_temp.differences(), 0::bigint, 'and nothing else was reported');
 SELECT throws_ok($$ SELECT ledger.process_analytics_queue(0) $$, '22023', NULL, 'the drain takes a positive limit');
 SELECT FROM pg_temp.deposit(70, 0, 'gina', 'ab', 1, 5, 5);
 SELECT FROM pg_temp.deposit(70, 1, 'hank', 'ac', 1, 5, 5);
+SELECT results_eq($$ SELECT entries, terms, oldest_age IS NOT NULL FROM ledger.analytics_backlog() $$,
+    $$ VALUES (2::bigint, 2::bigint, true) $$, 'analytics_backlog() reports what is queued');
 SELECT is(ledger.process_analytics_queue(1) ->> 'entries', '1', 'it takes at most the limit, oldest first');
 SELECT is((SELECT count(*)::int FROM ledger.analytics_queue), 1, 'and leaves the rest queued');
 SELECT is(pg_temp.drain() ->> 'entries', '1', 'for the next call');
 SELECT is(pg_temp.differences(), 0::bigint, 'after which everything verifies');
 SELECT is(pg_temp.drain() ->> 'entries', '0', 'an empty queue is a no-op');
+SELECT results_eq($$ SELECT entries, oldest_age FROM ledger.analytics_backlog() $$, $$ VALUES (0::bigint, NULL::interval) $$,
+    'and the backlog is empty');
 
 -- Privileges: an ingesting role needs INSERT on the event tables and nothing more.
 CREATE ROLE freshet_test_ingest;
