@@ -162,6 +162,34 @@ import Testing
         #expect(try Self.differences(connection) == 2, "verify() names the corrupted row both ways")
     }
 
+    @Test func aDepositIntoAHeldPositionDoesNotWaitForAWriterHoldingTheHotVault() throws {
+        let database = try BundleDatabase.fresh()
+        try database.connect().execute(
+            """
+            INSERT INTO ledger.atom_created_events VALUES (1, 1, 'tx', 'hot', 'creator', 'hot');
+            INSERT INTO ledger.deposited_events VALUES (2, 1, 'tx', 'payer', 'holder', 'hot', 1, 10, 10, 10, 10);
+            """)
+        let writer = try database.connect()
+        try writer.execute("BEGIN")
+        try writer.execute("INSERT INTO ledger.share_price_changed_events VALUES (3, 1, 'tx', 'hot', 1, 1000000000000000000, 5, 5)")
+        // The writer now holds the hot vault's and term's rows until it commits.
+        let other = try database.connect()
+        try other.execute("SET lock_timeout = '300ms'")
+        try other.execute("INSERT INTO ledger.deposited_events VALUES (4, 1, 'tx', 'payer', 'holder', 'hot', 1, 10, 10, 10, 20)")
+        #expect(try other.scalar("SELECT shares FROM ledger.position WHERE account_id = 'holder'") == "20",
+            "a deposit into a position that holds shares went through without touching the vault")
+        #expect {
+            try other.execute("INSERT INTO ledger.deposited_events VALUES (5, 1, 'tx', 'payer', 'newcomer', 'hot', 1, 10, 10, 10, 10)")
+        } throws: { error in
+            (error as? PostgresError)?.sqlState == "55P03"
+        }
+        try writer.execute("COMMIT")
+        try other.execute("INSERT INTO ledger.deposited_events VALUES (5, 1, 'tx', 'payer', 'newcomer', 'hot', 1, 10, 10, 10, 10)")
+        #expect(try other.scalar("SELECT position_count FROM ledger.vault WHERE term_id = 'hot'") == "2",
+            "a new holder changes the vault, so it waited for the writer")
+        #expect(try Self.differences(other, tier: "strong") == 0)
+    }
+
     @Test func theAnalyticsDrainIsSingleFlight() throws {
         let database = try BundleDatabase.fresh()
         let holder = try database.connect()
