@@ -13,7 +13,8 @@ import Testing
         "refresh-queue-maintenance|*/10 * * * *", "refresh-analytics|*/5 * * * *", "refresh-health-check|*/5 * * * *",
     ]
     static let ledgerJobs: Set<String> = ["ledger-analytics|* * * * *"]
-    static let seedJobs = orderJobs.union(refreshJobs).union(ledgerJobs)
+    static let feedJobs: Set<String> = ["feed-prune|17 3 * * *"]
+    static let seedJobs = orderJobs.union(refreshJobs).union(ledgerJobs).union(feedJobs)
 
     /// pg_cron lives only in the cluster's cron database, so this test owns that database.
     @Test func theJobsRunInPgCronWithTheSeedsCadencesAndLeaveWithTheirMigrations() throws {
@@ -35,12 +36,14 @@ import Testing
         #expect(try connection.scalar("SELECT count(*) FROM cron.job WHERE command <> format('SELECT jobs.run_job(%L)', jobname)") == "0")
         try connection.execute("SELECT jobs.schedule_job('hourly-price-snapshot', '0 * * * *', 'SELECT jobs.snapshot_hourly_prices()')")
         #expect(try cronJobs() == Self.seedJobs)
-        #expect(try connection.scalar("SELECT jobs.apply_schedules()") == "12")
+        #expect(try connection.scalar("SELECT jobs.apply_schedules()") == "13")
         #expect(try cronJobs() == Self.seedJobs)
         #expect(try connection.scalar(
             "SELECT count(*) FROM jsonb_array_elements(refresh.health_check() -> 'jobs') j WHERE (j ->> 'scheduled')::boolean") == "6",
             "health_check() sees the refresh jobs in pg_cron")
 
+        try migrator().down(.version(7))
+        #expect(try cronJobs() == Self.orderJobs.union(Self.refreshJobs).union(Self.ledgerJobs), "the feed's down unschedules its pruning")
         try migrator().down(.version(6))
         #expect(try cronJobs() == Self.orderJobs.union(Self.refreshJobs), "the ledger's down unschedules its drain")
         try migrator().down(.version(3))

@@ -7,7 +7,8 @@ SELECT ok(NOT jobs.is_cron_available(), 'pg_cron is not installed in a test data
 -- The seed's cadences, recorded even without pg_cron.
 SELECT results_eq(
     $$ SELECT name, schedule FROM jobs.schedules ORDER BY name $$,
-    $$ VALUES ('cleanup-old-queue-entries', '0 3 * * *'), ('hourly-price-snapshot', '0 * * * *'), ('ledger-analytics', '* * * * *'),
+    $$ VALUES ('cleanup-old-queue-entries', '0 3 * * *'), ('feed-prune', '17 3 * * *'), ('hourly-price-snapshot', '0 * * * *'),
+              ('ledger-analytics', '* * * * *'),
               ('process-pending-orders', '* * * * *'), ('prune-job-history', '30 3 * * *'),
               ('refresh-analytics', '*/5 * * * *'), ('refresh-health-check', '*/5 * * * *'),
               ('refresh-issuer-stats-cache', '*/5 * * * *'), ('refresh-processor-loop', '* * * * *'),
