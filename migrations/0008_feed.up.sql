@@ -329,11 +329,11 @@ BEGIN
 
     qualified := watched::text;
     channel := feed.channel_name(watched);
-    SELECT 'jsonb_build_object(' || string_agg(format('%L, n.%I', k, k), ', ') || ')',
-           'jsonb_build_object(' || string_agg(format('%L, o.%I', k, k), ', ') || ')',
-           string_agg(format('n.%I = o.%I', k, k), ' AND ')
+    SELECT 'jsonb_build_object(' || string_agg(format('%L, n.%I', k, k), ', ' ORDER BY i) || ')',
+           'jsonb_build_object(' || string_agg(format('%L, o.%I', k, k), ', ' ORDER BY i) || ')',
+           string_agg(format('n.%I = o.%I', k, k), ' AND ' ORDER BY i)
     INTO key_of_n, key_of_o, pairs
-    FROM unnest(keys) k;
+    FROM unnest(keys) WITH ORDINALITY AS u (k, i);
     IF user_column IS NOT NULL THEN
         user_of_n := format('n.%I::text', user_column);
         user_of_o := format('o.%I::text', user_column);

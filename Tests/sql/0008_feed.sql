@@ -2,7 +2,7 @@
 -- input. Everything here runs in one transaction, so the commit stamp is made immediate; commit
 -- order across sessions, NOTIFY and resuming readers are tested from Swift.
 BEGIN;
-SELECT plan(94);
+SELECT plan(102);
 
 SET CONSTRAINTS feed.commits_stamp IMMEDIATE;
 CREATE SCHEMA app;
@@ -159,6 +159,16 @@ SELECT throws_ok($$ SELECT feed.subscribe('monitor', 'app.keyless') $$, '55000',
 SELECT throws_ok($$ SELECT feed.subscribe('monitor', 'app.trades', '{"colour": "red"}') $$, '42703', NULL, 'subscribe checks its filters');
 SELECT is((SELECT filters::text FROM feed.subscriptions WHERE client_id = 'monitor'), '{"qty": [6]}', 'a refused subscribe changes nothing');
 SELECT throws_ok($$ SELECT * FROM feed.changes_for('nobody') $$, '42704', 'feed: no subscription for client ''nobody''', 'an unknown client is refused');
+SELECT feed.subscribe('latecomer', 'app.trades');
+SELECT is(pg_temp.summary('latecomer', NULL), '', 'a new subscription starts at the end of the log');
+UPDATE app.trades SET note = 'later' WHERE id = 1;
+SELECT is(pg_temp.summary('latecomer', NULL), 'UPDATE:1', 'and receives what commits afterwards');
+UPDATE feed.subscriptions SET last_activity = now() - interval '1 hour', is_active = false WHERE client_id = 'latecomer';
+SELECT is(feed.touch('latecomer'), 1, 'touch() is a heartbeat');
+SELECT ok((SELECT is_active AND last_activity = now() FROM feed.subscriptions WHERE client_id = 'latecomer'), 'that reactivates the subscription');
+SELECT is(feed.unsubscribe('latecomer', 'app.trades'), 1, 'unsubscribe');
+SELECT is(feed.unsubscribe('latecomer'), 0, 'unsubscribe is idempotent');
+SELECT is((SELECT count(*)::int FROM feed.changes_since('0/0', 1000, 'app.prices')), 0, 'changes_since() can be limited to one table');
 
 -- Polling past a stretch with nothing for the client does not rescan it.
 SELECT feed.subscribe('sparse', 'app.trades', '{"status": "gone"}', start_cursor => '0/0');
@@ -179,7 +189,7 @@ SELECT feed.grant_access('feed_alice', 'u1'), feed.grant_access('feed_bob', 'u2'
 SET LOCAL ROLE feed_alice;
 SELECT is(feed.subscribe('alice-app', 'app.trades', start_cursor => '0/0'), '0/0', 'a role bound to a user subscribes');
 SELECT is((SELECT user_id FROM feed.subscriptions WHERE client_id = 'alice-app'), 'u1', 'for its own user');
-SELECT is(pg_temp.summary('alice-app'), 'INSERT:1 INSERT:5 UPDATE:5 INSERT:6', 'and receives only that user''s rows');
+SELECT is(pg_temp.summary('alice-app'), 'INSERT:1 INSERT:5 UPDATE:5 UPDATE:1 INSERT:6', 'and receives only that user''s rows');
 SELECT is((SELECT count(*)::int FROM feed.change_log WHERE user_id IS DISTINCT FROM 'u1'), 0, 'reading the log directly shows no other user''s rows either');
 SELECT is((SELECT count(*)::int FROM feed.subscriptions), 1, 'and only its own subscriptions');
 SELECT throws_ok($$ SELECT feed.subscribe('alice-app', 'app.trades', '{"user_id": "u2"}') $$, '42501', NULL, 'a filter naming another user is refused');
@@ -187,7 +197,7 @@ SELECT throws_ok($$ SELECT feed.subscribe('alice-spy', 'app.trades', '{}', 'u2')
 SELECT throws_ok($$ UPDATE feed.subscriptions SET user_id = 'u2' $$, '42501', NULL, 'so is rewriting the subscription by hand');
 SELECT throws_ok($$ UPDATE feed.subscriptions SET filters = '{"user_id": ["u1", "u2"]}' $$, '42501', NULL, '... or its filters');
 SELECT throws_ok($$ UPDATE feed.subscriptions SET owner = 'feed_bob' $$, '42501', NULL, '... or its owner');
-SELECT is(pg_temp.summary('alice-app'), 'INSERT:1 INSERT:5 UPDATE:5 INSERT:6', 'alice still receives only her rows');
+SELECT is(pg_temp.summary('alice-app'), 'INSERT:1 INSERT:5 UPDATE:5 UPDATE:1 INSERT:6', 'alice still receives only her rows');
 SELECT throws_ok($$ SELECT * FROM feed.changes_for('monitor') $$, '42704', NULL, 'another role''s client is not hers to read');
 SELECT throws_ok($$ SELECT feed.watch('app.trades') $$, '42501', NULL, 'only the owner watches tables');
 SELECT throws_ok($$ SELECT feed.prune_change_log() $$, '42501', NULL, '... and prunes');
@@ -199,6 +209,10 @@ RESET ROLE;
 SET LOCAL ROLE feed_gateway;
 SELECT feed.subscribe('gw-u2', 'app.trades', '{}', 'u2', '0/0');
 SELECT is(pg_temp.summary('gw-u2'), 'INSERT:2 UPDATE:2', 'a service role acting for a user gets only that user''s rows');
+RESET ROLE;
+SELECT feed.revoke_access('feed_alice');
+SET LOCAL ROLE feed_alice;
+SELECT is(pg_temp.summary('alice-app'), '', 'a role whose access is revoked reads nothing more');
 RESET ROLE;
 
 -- Retention.
