@@ -628,12 +628,18 @@ AS $$
     SELECT t.commit_seq, c.id, t.committed_at, c.table_name, c.operation, c.row_key, c.user_id, c.row_data, c.old_data,
            ARRAY(SELECT jsonb_object_keys(c.old_data))
     FROM feed.commits t
-    JOIN feed.change_log c ON c.xid = t.xid
-    JOIN feed.subscriptions s ON s.table_id = c.table_id AND s.client_id = client_changes.client_id
-    WHERE t.commit_seq >= after_seq
-      AND (t.commit_seq > after_seq OR c.id > after_id)
-      AND (s.user_id IS NULL OR c.user_id = s.user_id OR c.is_public)
-      AND (feed.matches(s.filters, c.row_data) OR (c.old_data IS NOT NULL AND feed.matches(s.filters, c.row_data || c.old_data)));
+    CROSS JOIN LATERAL (
+        SELECT c.* FROM feed.change_log c
+        JOIN feed.subscriptions s ON s.table_id = c.table_id AND s.client_id = client_changes.client_id
+        WHERE c.xid = t.xid
+          AND (t.commit_seq > after_seq OR c.id > after_id)
+          AND (s.user_id IS NULL OR c.user_id = s.user_id OR c.is_public)
+          AND (feed.matches(s.filters, c.row_data) OR (c.old_data IS NOT NULL AND feed.matches(s.filters, c.row_data || c.old_data)))
+        -- OFFSET 0 keeps this per transaction, so the plan walks commits in order and stops at the
+        -- caller's LIMIT: the planner cannot estimate how many changes pass the filters, and
+        -- otherwise scans the whole log.
+        OFFSET 0) c
+    WHERE t.commit_seq >= after_seq;
 $$;
 COMMENT ON FUNCTION feed.client_changes(text, bigint, bigint) IS
     'The committed changes after a position that a client''s subscriptions select, unordered: its tables, its user''s rows (and public ones) only, through its filters; an UPDATE counts when the row matches before or after it. Inlined into feed.changes_for().';
