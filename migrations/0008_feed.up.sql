@@ -660,6 +660,7 @@ DECLARE
     empty_to_seq bigint;
     empty_to_id bigint;
     ranges bigint;
+    change record;
     delivered integer;
     last_seq bigint;
     last_id bigint;
@@ -693,18 +694,33 @@ BEGIN
     -- Taken before the page: if the page comes back short, nothing up to here is left for this client.
     head := feed.parse_cursor(feed.current_cursor());
 
-    RETURN QUERY
-    SELECT feed.format_cursor(c.commit_seq, c.change_id), c.*
-    FROM feed.client_changes(changes_for.client_id, start.commit_seq, start.change_id) c
-    ORDER BY c.commit_seq, c.change_id
-    LIMIT max_changes;
-    GET DIAGNOSTICS delivered = ROW_COUNT;
+    -- One pass: the page also tells where the last change for this client up to the head was.
+    delivered := 0;
+    FOR change IN
+        SELECT * FROM feed.client_changes(changes_for.client_id, start.commit_seq, start.change_id) c
+        ORDER BY c.commit_seq, c.change_id
+        LIMIT max_changes
+    LOOP
+        delivered := delivered + 1;
+        IF (change.commit_seq, change.change_id) <= (head.commit_seq, head.change_id) THEN
+            last_seq := change.commit_seq;
+            last_id := change.change_id;
+        END IF;
+        change_cursor := feed.format_cursor(change.commit_seq, change.change_id);
+        commit_seq := change.commit_seq;
+        change_id := change.change_id;
+        committed_at := change.committed_at;
+        table_name := change.table_name;
+        operation := change.operation;
+        row_key := change.row_key;
+        user_id := change.user_id;
+        row_data := change.row_data;
+        old_data := change.old_data;
+        changed_columns := change.changed_columns;
+        RETURN NEXT;
+    END LOOP;
 
     IF delivered < max_changes AND (head.commit_seq, head.change_id) > (start.commit_seq, start.change_id) THEN
-        SELECT c.commit_seq, c.change_id INTO last_seq, last_id
-        FROM feed.client_changes(changes_for.client_id, start.commit_seq, start.change_id) c
-        WHERE (c.commit_seq, c.change_id) <= (head.commit_seq, head.change_id)
-        ORDER BY c.commit_seq DESC, c.change_id DESC LIMIT 1;
         UPDATE feed.subscriptions s
         SET empty_from_seq = coalesce(last_seq, start.commit_seq), empty_from_id = coalesce(last_id, start.change_id),
             empty_to_seq = head.commit_seq, empty_to_id = head.change_id
