@@ -55,34 +55,35 @@ import Testing
                 while !stop.isRaised {
                     do {
                         let batch = try connection.query(
-                            "SELECT id, attempts FROM refresh.get_queue_batch($1, $2)", [worker, String(Int.random(in: 1...20))]
+                            "SELECT id, attempts, lease_token FROM refresh.get_queue_batch($1, $2)", [worker, String(Int.random(in: 1...20))]
                         ).rows
                         if batch.isEmpty {
                             usleep(5_000)
                             continue
                         }
                         tally.claim(batch.map { "\($0[0]!)#\($0[1]!)" })
-                        var succeeded: [String] = []
+                        var succeeded: [(id: String, lease: String)] = []
                         for job in batch {
                             let roll = Int.random(in: 0..<1000, using: &random)
                             if roll < 2 {
                                 tally.add("abandoned")  // a worker that died holding the job
                             } else if roll < 42 {
-                                let status = try connection.scalar("SELECT refresh.fail_queue_job($1, 'HTTP 503', $2)", [job[0], worker])
+                                let status = try connection.scalar("SELECT refresh.fail_queue_job($1, 'HTTP 503', $2)", [job[0], job[2]])
                                 tally.add("failed attempt")
                                 if status == "failed" { tally.add("gave up") }
                             } else if index % 2 == 0 {
-                                _ = try connection.query("SELECT refresh.complete_queue_job($1, 2048, $2)", [job[0], worker])
+                                _ = try connection.query("SELECT refresh.complete_queue_job($1, 2048, $2)", [job[0], job[2]])
                                 tally.add("completed")
                             } else {
-                                succeeded.append(job[0]!)
+                                succeeded.append((job[0]!, job[2]!))
                             }
                         }
                         if !succeeded.isEmpty {
                             // Half the workers complete what succeeded in one call.
-                            let ids = "{\(succeeded.joined(separator: ","))}"
+                            let ids = "{\(succeeded.map(\.id).joined(separator: ","))}"
                             let sizes = "{\(succeeded.map { _ in "2048" }.joined(separator: ","))}"
-                            let count = try connection.scalar("SELECT refresh.complete_queue_jobs($1, $2, $3)", [ids, sizes, worker])
+                            let leases = "{\(succeeded.map(\.lease).joined(separator: ","))}"
+                            let count = try connection.scalar("SELECT refresh.complete_queue_jobs($1, $2, $3)", [ids, sizes, leases])
                             tally.add("completed", Int(count ?? "") ?? -1_000_000)
                         }
                     } catch {

@@ -28,8 +28,8 @@ SELECT results_eq($$ SELECT name, lock_key FROM jobs.schedules WHERE lock_key IN
     $$ VALUES ('refresh-stale-sweep', 42::bigint), ('refresh-scheduled-refreshes', 43), ('refresh-processor-loop', 44) $$,
     'the sweep, scheduled refreshes and processor loop run single-flight on advisory locks 42, 43 and 44');
 
--- Grants: application roles read the registry and call the worker functions, nothing more.
-CREATE ROLE freshet_test_app;
+-- Grants: a worker role reads the registry and calls the worker functions, nothing more.
+CREATE ROLE freshet_test_app IN ROLE freshet_worker;
 SET LOCAL ROLE freshet_test_app;
 SELECT is((SELECT count(*)::int FROM refresh.data_type_registry), 11, 'an application role reads the registry');
 SELECT throws_ok($$ INSERT INTO refresh.data_type_registry (data_type, table_name, timestamp_column, symbol_column, staleness_function, default_ttl_minutes, refresh_strategy)
@@ -43,7 +43,7 @@ RESET ROLE;
 SELECT ok((SELECT bool_and(p.prosecdef AND p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'])
            FROM pg_proc p WHERE p.oid IN ('refresh.check_and_queue_stale_batch(text, text[], integer)'::regprocedure,
                                           'refresh.get_queue_batch(text, integer)'::regprocedure,
-                                          'refresh.complete_queue_job(bigint, bigint, text)'::regprocedure)),
+                                          'refresh.complete_queue_job(bigint, bigint, uuid)'::regprocedure)),
     'the worker entry points are SECURITY DEFINER with a pinned search_path');
 SELECT is((SELECT count(*)::int FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
            WHERE n.nspname = 'refresh' AND obj_description(p.oid, 'pg_proc') IS NULL), 0, 'every function has a comment');
@@ -102,34 +102,37 @@ SELECT foundation.set_flag('use_queue_system', true);
 -- Claiming: priority order, backoff respected, status moves by delete + insert.
 SELECT is((SELECT string_agg(symbol || ':' || data_type || ':' || attempts, ' ' ORDER BY priority DESC, id) FROM refresh.get_queue_batch('w1', 2)),
     'AAPL:quote:1 MSFT:profile:1', 'a batch is claimed highest priority first, oldest first');
-SELECT is((SELECT count(*)::int FROM refresh.api_call_queue WHERE status = 'processing' AND worker_id = 'w1'), 2, 'and held by the worker');
+SELECT is((SELECT count(*)::int FROM refresh.api_call_queue WHERE status = 'processing' AND worker_id = 'w1' AND lease_token IS NOT NULL), 2, 'and held by the worker, each under its own lease');
+CREATE TEMP TABLE first_lease AS SELECT lease_token FROM refresh.api_call_queue_processing WHERE id = (SELECT id FROM first_id);
 SELECT throws_ok($$ UPDATE refresh.api_call_queue SET status = 'completed' WHERE symbol = 'AAPL' $$, '0A000', NULL,
     'an UPDATE of status is refused: moves go through the functions');
 SELECT throws_ok($$ SELECT * FROM refresh.get_queue_batch('w1', 0) $$, '22023', NULL, 'a batch size of 0 raises');
 SELECT throws_ok($$ SELECT * FROM refresh.get_queue_batch('', 1) $$, '22023', NULL, 'an empty worker id raises');
 
 -- Completing: usage, ownership, the size estimate.
-SELECT throws_ok(format('SELECT refresh.complete_queue_job(%s, 100, %L)', (SELECT id FROM first_id), 'w2'), '55000',
-    format('refresh job %s is held by worker ''w1'', not ''w2''', (SELECT id FROM first_id)), 'another worker cannot complete it');
-SELECT throws_ok(format('SELECT refresh.complete_queue_job(%s, -1, %L)', (SELECT id FROM first_id), 'w1'), '22023', NULL, 'a negative size raises');
-SELECT lives_ok(format('SELECT refresh.complete_queue_job(%s, 3000, %L)', (SELECT id FROM first_id), 'w1'), 'its worker completes it');
+SELECT throws_ok(format('SELECT refresh.complete_queue_job(%s, 100, %L)', (SELECT id FROM first_id), '00000000-0000-0000-0000-000000000000'), '55000',
+    format('refresh job %s is not held under lease 00000000-0000-0000-0000-000000000000', (SELECT id FROM first_id)), 'a wrong lease token cannot complete it');
+SELECT throws_ok(format('SELECT refresh.complete_queue_job(%s, -1, %L)', (SELECT id FROM first_id), (SELECT lease_token FROM first_lease)), '22023', NULL, 'a negative size raises');
+SELECT lives_ok(format('SELECT refresh.complete_queue_job(%s, 3000, %L)', (SELECT id FROM first_id), (SELECT lease_token FROM first_lease)), 'its lease completes it');
 SELECT is(pg_temp.jobs_of('AAPL'), 'quote:completed:1', 'it moved to completed');
 SELECT is((SELECT count(*)::int FROM refresh.active_job_keys WHERE symbol = 'AAPL'), 0, 'and freed its pair for the next refresh');
-SELECT throws_ok(format('SELECT refresh.complete_queue_job(%s, 3000, %L)', (SELECT id FROM first_id), 'w1'), '55000',
+SELECT throws_ok(format('SELECT refresh.complete_queue_job(%s, 3000, %L)', (SELECT id FROM first_id), (SELECT lease_token FROM first_lease)), '55000',
     format('refresh job %s is already completed', (SELECT id FROM first_id)), 'completing twice is refused');
 SELECT is((SELECT sum(calls)::int || '/' || sum(bytes) || '/' || sum(reserved_bytes) FROM refresh.api_data_usage), '2/3000/8192', 'each claim counted a call; the completion its bytes, in place of its reservation');
 SELECT refresh.queue_refreshes('shares-float', ARRAY['B1', 'B2', 'B3'], 0);
-CREATE TEMP TABLE batch AS SELECT array_agg(id ORDER BY symbol) AS ids FROM refresh.get_queue_batch('wb', 100) WHERE data_type = 'shares-float';
-SELECT throws_ok(format('SELECT refresh.complete_queue_jobs(%L, %L, %L)', (SELECT ids FROM batch), ARRAY[1, 2], 'wb'), '22023', NULL,
+CREATE TEMP TABLE batch AS SELECT array_agg(id ORDER BY symbol) AS ids, array_agg(lease_token ORDER BY symbol) AS leases
+    FROM refresh.get_queue_batch('wb', 100) WHERE data_type = 'shares-float';
+SELECT throws_ok(format('SELECT refresh.complete_queue_jobs(%L, %L, %L)', (SELECT ids FROM batch), ARRAY[1, 2], (SELECT leases FROM batch)), '22023', NULL,
     'a batch completion needs one size per job');
-SELECT throws_ok(format('SELECT refresh.complete_queue_jobs(%L, %L, %L)', (SELECT ids[1:2] || (SELECT id FROM first_id) FROM batch), ARRAY[10, 20, 30], 'wb'),
+SELECT throws_ok(format('SELECT refresh.complete_queue_jobs(%L, %L, %L)', (SELECT ids[1:2] || (SELECT id FROM first_id) FROM batch), ARRAY[10, 20, 30],
+                         (SELECT leases[1:2] || (SELECT lease_token FROM first_lease) FROM batch)),
     '55000', NULL, 'a batch with a job the worker does not hold is refused');
 SELECT is((SELECT count(*)::int FROM refresh.api_call_queue_processing WHERE worker_id = 'wb' AND data_type = 'shares-float'), 3, 'and completes none of it');
-SELECT is(refresh.complete_queue_jobs((SELECT ids FROM batch), ARRAY[100, 200, 300], 'wb'), 3, 'a batch completes in one call');
+SELECT is(refresh.complete_queue_jobs((SELECT ids FROM batch), ARRAY[100, 200, 300], (SELECT leases FROM batch)), 3, 'a batch completes in one call');
 SELECT is((SELECT string_agg(symbol || '=' || actual_size_bytes, ' ' ORDER BY symbol) FROM refresh.api_call_queue_completed WHERE data_type = 'shares-float'),
     'B1=100 B2=200 B3=300', 'each job with its own size');
 SELECT is(refresh.queue_refresh_if_not_exists('ZERO', 'grades-historical', 0, NULL) IS NOT NULL, true, 'a job of a never-measured type');
-SELECT lives_ok($$ SELECT refresh.complete_queue_job(id, 7777, 'w3') FROM refresh.get_queue_batch('w3', 10) WHERE data_type = 'grades-historical' $$,
+SELECT lives_ok($$ SELECT refresh.complete_queue_job(id, 7777, lease_token) FROM refresh.get_queue_batch('w3', 10) WHERE data_type = 'grades-historical' $$,
     'completes');
 SELECT is((SELECT estimated_data_size_bytes FROM refresh.data_type_registry WHERE data_type = 'grades-historical'), 7777::bigint,
     'and a zero estimate takes the first actual size outright');
@@ -142,7 +145,7 @@ SELECT ok((SELECT bool_and(refresh.retry_delay(4) BETWEEN interval '40 seconds' 
 SELECT ok((SELECT bool_and(refresh.retry_delay(30) BETWEEN interval '30 minutes' AND interval '1 hour') FROM generate_series(1, 50)),
     'and never more than the cap');
 SELECT ok((SELECT count(DISTINCT refresh.retry_delay(3)) > 40 FROM generate_series(1, 50)), 'with jitter');
-SELECT is((SELECT refresh.fail_queue_job(id, 'HTTP 503', 'w1') FROM refresh.api_call_queue WHERE symbol = 'MSFT' AND status = 'processing'),
+SELECT is((SELECT refresh.fail_queue_job(id, 'HTTP 503', lease_token) FROM refresh.api_call_queue WHERE symbol = 'MSFT' AND status = 'processing'),
     'pending', 'a failed attempt is retried');
 SELECT ok((SELECT next_attempt_at > now() AND last_error = 'HTTP 503' AND worker_id IS NULL FROM refresh.api_call_queue WHERE symbol = 'MSFT'),
     'later, with the error recorded');
@@ -150,7 +153,7 @@ SELECT is((SELECT count(*)::int FROM refresh.get_queue_batch('w1', 10) WHERE sym
 SELECT lives_ok($$ SELECT refresh.set_setting('max_attempts', '1') $$, 'settings change through set_setting()');
 SELECT throws_ok($$ SELECT refresh.set_setting('max_attempts', '0') $$, '22023', NULL, 'and refuse bad values');
 SELECT is(refresh.queue_refresh_if_not_exists('DOOM', 'quote', 5, NULL) IS NOT NULL, true, 'a job with one attempt');
-SELECT is((SELECT refresh.fail_queue_job(id, 'HTTP 404', 'w4') FROM refresh.get_queue_batch('w4', 1)), 'failed', 'moves to failed on its last failure');
+SELECT is((SELECT refresh.fail_queue_job(id, 'HTTP 404', lease_token) FROM refresh.get_queue_batch('w4', 1)), 'failed', 'moves to failed on its last failure');
 SELECT is((SELECT count(*)::int FROM refresh.active_job_keys WHERE symbol = 'DOOM'), 0, 'and frees its pair');
 SELECT is((SELECT sum(failed_calls)::int FROM refresh.api_data_usage), 2, 'failed calls are counted for the breaker');
 
@@ -188,7 +191,7 @@ SELECT refresh.set_setting('quota_max_bytes', '21474836480');
 
 -- The circuit breaker.
 SELECT refresh.set_setting('breaker_min_calls', '5');
-SELECT refresh.fail_queue_job(id, 'HTTP 500', 'w') FROM refresh.api_call_queue_processing;
+SELECT refresh.fail_queue_job(id, 'HTTP 500', lease_token) FROM refresh.api_call_queue_processing;
 SELECT is(refresh.invoke_processor_loop() ->> 'breaker', 'open', 'mostly failed calls open the breaker');
 SELECT is((SELECT count(*)::int FROM refresh.get_queue_batch('w', 10)), 0, 'an open breaker claims nothing');
 SELECT is(refresh.invoke_processor_loop() ->> 'notified', 'false', 'and the loop wakes no worker');
@@ -196,7 +199,7 @@ UPDATE refresh.circuit_breaker SET changed_at = now() - interval '3 minutes';
 SELECT is(refresh.invoke_processor_loop() ->> 'breaker', 'half-open', 'after the cool-down it is half-open');
 UPDATE refresh.api_call_queue_pending SET next_attempt_at = now();
 SELECT is((SELECT count(*)::int FROM refresh.get_queue_batch('probe', 10)), 1, 'which lets one probe job through');
-SELECT refresh.complete_queue_job(id, 10, 'probe') FROM refresh.api_call_queue_processing;
+SELECT refresh.complete_queue_job(id, 10, lease_token) FROM refresh.api_call_queue_processing;
 SELECT is(refresh.invoke_processor_loop() ->> 'breaker', 'closed', 'a successful probe closes it');
 SELECT is(refresh.invoke_processor_loop() ->> 'notified', 'true', 'the loop wakes workers when work is runnable');
 
@@ -264,7 +267,7 @@ SELECT results_eq($$ SELECT symbol, data_type, client_count FROM refresh.active_
     $$ SELECT s.symbol, t, count(DISTINCT s.client_id)::int FROM refresh.subscriptions s, unnest(s.data_types) t
        WHERE s.last_seen > now() - interval '10 minutes' GROUP BY 1, 2 ORDER BY 1, 2 $$,
     'the analytics equal the plain query');
-SELECT refresh.complete_queue_job(id, 1, 'm') FROM refresh.get_queue_batch('m', 1);
+SELECT refresh.complete_queue_job(id, 1, lease_token) FROM refresh.get_queue_batch('m', 1);
 UPDATE refresh.api_call_queue_completed SET finished_at = now() - interval '2 days';
 SELECT is(refresh.maintain_queue_partitions() ->> 'completed_removed', '1', 'maintenance prunes completed jobs past retention');
 SELECT is((SELECT jsonb_object_keys(refresh.health_check()) ORDER BY 1 LIMIT 1), 'breaker', 'health_check() reports');

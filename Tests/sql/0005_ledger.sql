@@ -1,7 +1,7 @@
 -- The ledger at version 2: event tables, trigger-maintained aggregates, cascades, the analytics
 -- queue and the oracle. Version 1 and the rollback between them are tested from Swift.
 BEGIN;
-SELECT plan(83);
+SELECT plan(84);
 
 CREATE FUNCTION pg_temp.deposit(block bigint, log bigint, receiver text, term text, curve bigint, after_fees numeric, total numeric)
     RETURNS void LANGUAGE sql AS $$
@@ -220,16 +220,24 @@ SELECT is(pg_temp.drain() ->> 'entries', '0', 'an empty queue is a no-op');
 SELECT results_eq($$ SELECT entries, oldest_age FROM ledger.analytics_backlog() $$, $$ VALUES (0::bigint, NULL::interval) $$,
     'and the backlog is empty');
 
--- Privileges: an ingesting role needs INSERT on the event tables and nothing more.
+-- Privileges: an ingesting role needs the schema and INSERT on the event tables, nothing more.
 CREATE ROLE freshet_test_ingest;
+GRANT USAGE ON SCHEMA ledger TO freshet_test_ingest;
 GRANT INSERT ON ledger.deposited_events TO freshet_test_ingest;
 SET LOCAL ROLE freshet_test_ingest;
 SELECT lives_ok($$ SELECT pg_temp.deposit(80, 0, 'ivan', 'ab', 1, 5, 5) $$, 'a role with INSERT on an event table ingests');
 SELECT throws_ok($$ UPDATE ledger.position SET shares = 0 $$, '42501', NULL, 'but cannot write an aggregate');
 SELECT throws_ok($$ SELECT * FROM ledger.deposited_events $$, '42501', NULL, 'or read the events');
 SELECT throws_ok($$ SELECT ledger.process_analytics_queue(10) $$, '42501', NULL, 'or drain the queue');
-SELECT is((SELECT shares FROM ledger.position WHERE account_id = 'ivan'), 5::numeric, 'every role reads the aggregates');
-SELECT is((SELECT count(*) FROM ledger.verify() WHERE tier = 'strong'), 0::bigint, 'and can run verify()');
+SELECT throws_ok($$ SELECT * FROM ledger.position $$, '42501', NULL, 'or read the aggregates, which are for the bundle''s roles');
+RESET ROLE;
+GRANT freshet_client TO freshet_test_ingest;
+SET LOCAL ROLE freshet_test_ingest;
+SELECT is((SELECT shares FROM ledger.position WHERE account_id = 'ivan'), 5::numeric, 'a freshet_client reads the aggregates');
+RESET ROLE;
+GRANT freshet_worker TO freshet_test_ingest;
+SET LOCAL ROLE freshet_test_ingest;
+SELECT is((SELECT count(*) FROM ledger.verify() WHERE tier = 'strong'), 0::bigint, 'and a freshet_worker can run verify()');
 RESET ROLE;
 
 SELECT * FROM finish();

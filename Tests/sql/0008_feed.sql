@@ -34,8 +34,9 @@ SELECT is((SELECT count(*)::int FROM pg_trigger WHERE tgrelid = 'app.trades'::re
            AND (tgtype & 1) = 0 AND (tgname = 'feed_capture_truncate' OR tgnewtable IS NOT NULL OR tgoldtable IS NOT NULL)),
     4, 'all FOR EACH STATEMENT, the row ones with transition tables');
 SELECT is((SELECT count(*)::int FROM pg_proc p JOIN pg_trigger t ON t.tgfoid = p.oid
-           WHERE t.tgrelid = 'app.trades'::regclass AND p.prosecdef AND p.proconfig = '{"search_path=pg_catalog, pg_temp"}'),
-    4, 'capture runs SECURITY DEFINER with a pinned search_path');
+           WHERE t.tgrelid = 'app.trades'::regclass AND p.prosecdef AND p.proconfig[1] = 'search_path=pg_catalog, pg_temp'
+             AND p.proowner = (SELECT relowner FROM pg_class WHERE oid = 'app.trades'::regclass)),
+    4, 'capture runs SECURITY DEFINER as the table''s owner, with a pinned search_path');
 SELECT is((SELECT ROW(user_column, key_columns, channel)::text FROM feed.watched_tables WHERE table_id = 'app.trades'::regclass),
     '(user_id,{id},feed_app_trades)', 'the registry holds the user column, key and channel');
 CREATE TEMP TABLE capture_functions AS SELECT tgfoid FROM pg_trigger WHERE tgrelid = 'app.trades'::regclass;
@@ -185,6 +186,7 @@ CREATE ROLE feed_bob;
 CREATE ROLE feed_gateway;
 CREATE ROLE feed_stranger;
 GRANT USAGE ON SCHEMA app TO feed_alice, feed_bob, feed_gateway, feed_stranger;   -- to name the table; no access to its rows
+GRANT freshet_client TO feed_alice, feed_bob, feed_gateway, feed_stranger;
 SELECT feed.grant_access('feed_alice', 'u1'), feed.grant_access('feed_bob', 'u2'), feed.grant_access('feed_gateway', NULL);
 SET LOCAL ROLE feed_alice;
 SELECT is(feed.subscribe('alice-app', 'app.trades', start_cursor => '0/0'), '0/0', 'a role bound to a user subscribes');
