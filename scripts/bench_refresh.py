@@ -15,11 +15,11 @@ import time
 import psycopg
 
 CLAIM = {
-    "refresh": "SELECT id FROM refresh.get_queue_batch(%s, %s)",
+    "refresh": "SELECT id, lease_token FROM refresh.get_queue_batch(%s, %s)",
     "bare": """UPDATE bench.bare_queue q SET status = 'processing', worker_id = %s, claimed_at = now(), attempts = attempts + 1
                WHERE id IN (SELECT id FROM bench.bare_queue WHERE status = 'pending' AND next_attempt_at <= now()
                             ORDER BY priority DESC, next_attempt_at, id LIMIT %s FOR UPDATE SKIP LOCKED)
-               RETURNING id""",
+               RETURNING id, worker_id""",
 }
 COMPLETE_ALL = {
     "refresh": "SELECT refresh.complete_queue_jobs(%s, %s, %s)",
@@ -40,16 +40,18 @@ def work(conninfo, mode, worker, batch, start, done, target, deadline, buckets, 
         start.wait()
         began = time.monotonic()
         while done.value < target and time.monotonic() < deadline:
-            ids = [row[0] for row in connection.execute(CLAIM[mode], (worker, batch), prepare=True)]
+            # Each claim comes with its proof: Freshet's lease token, the bare queue's worker id.
+            claimed = connection.execute(CLAIM[mode], (worker, batch), prepare=True).fetchall()
+            ids = [row[0] for row in claimed]
             if not ids:
                 time.sleep(0.002)
                 continue
             if together:
-                arguments = (ids, [2048] * len(ids), worker) if mode == "refresh" else (ids, worker)
+                arguments = (ids, [2048] * len(ids), [row[1] for row in claimed]) if mode == "refresh" else (ids, worker)
                 connection.execute(COMPLETE_ALL[mode], arguments, prepare=True)
             else:
-                for job in ids:
-                    connection.execute(COMPLETE[mode], (job, worker), prepare=True)
+                for job, proof in claimed:
+                    connection.execute(COMPLETE[mode], (job, proof), prepare=True)
             with done.get_lock():
                 done.value += len(ids)
             if buckets is not None:
