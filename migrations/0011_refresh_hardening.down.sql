@@ -470,6 +470,41 @@ END;
 $$;
 COMMENT ON FUNCTION refresh.set_circuit_breaker(text) IS 'Forces the breaker into a state, for operators; returns the previous state.';
 
+CREATE OR REPLACE FUNCTION refresh.setting(name text) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog
+AS $$
+DECLARE
+    result text;
+BEGIN
+    SELECT s.value INTO result FROM refresh.settings s WHERE s.name = setting.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown refresh setting: %', coalesce(quote_literal(setting.name), 'NULL')
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    RETURN result;
+END;
+$$;
+COMMENT ON FUNCTION refresh.setting(text) IS 'Reads a refresh setting as text; an unknown name raises 42704.';
+
+CREATE OR REPLACE FUNCTION refresh.set_setting(name text, value text) RETURNS text
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog
+AS $$
+DECLARE
+    previous text := refresh.setting(set_setting.name);
+BEGIN
+    IF NOT refresh.setting_is_valid(set_setting.name, set_setting.value) THEN
+        RAISE EXCEPTION 'invalid value for refresh setting %: %', set_setting.name, coalesce(quote_literal(set_setting.value), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = (SELECT 'It is: ' || s.description FROM refresh.settings s WHERE s.name = set_setting.name);
+    END IF;
+    UPDATE refresh.settings s SET value = set_setting.value WHERE s.name = set_setting.name;
+    RETURN previous;
+END;
+$$;
+COMMENT ON FUNCTION refresh.set_setting(text, text) IS 'Changes a refresh setting after checking its value, and returns the previous value.';
+
 DROP FUNCTION refresh.assert_size(bigint, text);
 DROP FUNCTION refresh.assert_priority(integer);
 DROP TABLE refresh.claim_gate;
@@ -480,10 +515,8 @@ ALTER TABLE refresh.api_call_queue DROP COLUMN lease_token;
 ALTER FUNCTION refresh.mark_update_trigger(text,boolean) SET search_path = pg_catalog;
 ALTER FUNCTION refresh.attach_update_trigger(text) SET search_path = pg_catalog;
 ALTER FUNCTION refresh.detach_update_trigger(text) SET search_path = pg_catalog;
-ALTER FUNCTION refresh.setting(text) SET search_path = pg_catalog;
 ALTER FUNCTION refresh.log_staleness_error(text,text,integer,text,text) SET search_path = pg_catalog;
 ALTER FUNCTION refresh.setting_is_valid(text,text) SET search_path = pg_catalog;
-ALTER FUNCTION refresh.set_setting(text,text) SET search_path = pg_catalog;
 ALTER FUNCTION refresh.stale_symbols(refresh.data_type_registry,text[],text) SET search_path = pg_catalog;
 ALTER FUNCTION refresh.register_data_type(text,text,text,text,text,text,integer,bigint,text,integer) SET search_path = pg_catalog;
 ALTER FUNCTION refresh.unregister_data_type(text) SET search_path = pg_catalog;

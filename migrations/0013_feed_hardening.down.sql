@@ -569,6 +569,22 @@ $$;
 COMMENT ON FUNCTION feed.health() IS
     'The feed at a glance: the listener backlog (pg_notification_queue_usage(), 0 to 1; NOTIFY fails when it is full), the log''s size in changes and bytes, the oldest retained and newest positions, the oldest active cursor, and counts. Changes are counted exactly, so it reads the whole log.';
 
+CREATE OR REPLACE FUNCTION feed.setting(setting text) RETURNS interval
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog
+AS $$
+DECLARE
+    result interval;
+BEGIN
+    SELECT s.value INTO STRICT result FROM feed.settings s WHERE s.name = setting;
+    RETURN result;
+EXCEPTION
+    WHEN no_data_found THEN
+        RAISE EXCEPTION 'unknown feed setting: %', coalesce(quote_literal(setting), 'NULL') USING ERRCODE = 'undefined_object';
+END;
+$$;
+COMMENT ON FUNCTION feed.setting(text) IS 'Reads an interval from feed.settings; an unknown name raises 42704.';
+
 DROP FUNCTION feed.record_read(bigint[], uuid[], bigint, bigint, bigint, bigint, bigint, bigint);
 DROP FUNCTION feed.revoke_capture(regrole);
 DROP FUNCTION feed.grant_capture(regrole);
@@ -591,7 +607,6 @@ ALTER FUNCTION feed.current_cursor() SET search_path = pg_catalog;
 ALTER FUNCTION feed.channel_name(regclass) SET search_path = pg_catalog;
 ALTER FUNCTION feed.matches(jsonb,jsonb) RESET search_path;
 ALTER FUNCTION feed.changes_since(text,integer,regclass) SET search_path = pg_catalog;
-ALTER FUNCTION feed.setting(text) SET search_path = pg_catalog;
 ALTER FUNCTION feed.subscription_position(feed.subscriptions) RESET search_path;
 ALTER FUNCTION feed.subscription_lag() SET search_path = pg_catalog;
 

@@ -20,7 +20,7 @@
 
 CREATE TABLE feed.commit_gate ();
 COMMENT ON TABLE feed.commit_gate IS
-    'Never holds rows: feed.stamp_commit() locks it (SHARE ROW EXCLUSIVE, until the transaction ends) so commit stamps follow commit order. No role but the feed''s owner can lock it.';
+    'Never holds rows: feed.stamp_commit() locks it (SHARE UPDATE EXCLUSIVE, until the transaction ends) so commit stamps follow commit order. No role but the feed''s owner can lock it.';
 REVOKE ALL ON feed.commit_gate FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION feed.stamp_commit() RETURNS trigger
@@ -29,7 +29,9 @@ CREATE OR REPLACE FUNCTION feed.stamp_commit() RETURNS trigger
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    LOCK TABLE feed.commit_gate IN SHARE ROW EXCLUSIVE MODE;
+    -- The weakest self-conflicting mode: neither fast-path nor strong, so taking it scans no
+    -- other backend's fast-path locks.
+    LOCK TABLE feed.commit_gate IN SHARE UPDATE EXCLUSIVE MODE;
     UPDATE feed.commits t SET commit_seq = nextval('feed.commit_seq'), committed_at = clock_timestamp()
     WHERE t.xid = NEW.xid;
     RETURN NULL;
@@ -55,14 +57,19 @@ $$;
 
 -- Capture ----------------------------------------------------------------------------------------------
 
+-- PL/pgSQL rather than SQL: the policy calls it once per capturing statement, and a SQL function
+-- that cannot be inlined is planned again on every call.
 CREATE FUNCTION feed.capturable_tables(role_name name) RETURNS oid[]
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT coalesce(array_agg(w.table_id::oid), '{}')
-    FROM feed.watched_tables w JOIN pg_class c ON c.oid = w.table_id
-    WHERE pg_has_role(role_name, c.relowner, 'USAGE');
+BEGIN
+    -- The owner looked up per watched table: a join lets the planner test every row of pg_class.
+    RETURN (SELECT coalesce(array_agg(w.table_id::oid), '{}')
+            FROM feed.watched_tables w
+            WHERE pg_has_role(role_name, (SELECT c.relowner FROM pg_class c WHERE c.oid = w.table_id), 'USAGE'));
+END;
 $$;
 COMMENT ON FUNCTION feed.capturable_tables(name) IS
     'The watched tables whose changes a role may log: those it owns (or holds the owner''s rights to). The change log''s insert policy admits nothing else.';
@@ -774,6 +781,21 @@ AS $$
 $$;
 COMMENT ON FUNCTION feed.health() IS
     'The feed at a glance: healthy (false while a session that is not Freshet''s holds one of its advisory keys, or the listener backlog passes half), the listener backlog (pg_notification_queue_usage(), 0 to 1; NOTIFY fails when it is full), the log''s size in changes and bytes, the oldest retained and newest positions, the oldest active cursor, counts, and the squatted keys (jobs.squatted_locks()). Changes are counted exactly, so it reads the whole log. freshet_admin and freshet_worker may call it.';
+
+CREATE OR REPLACE FUNCTION feed.setting(setting text) RETURNS interval
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    result interval;
+BEGIN
+    SELECT s.value INTO STRICT result FROM feed.settings s WHERE s.name = setting;
+    RETURN result;
+EXCEPTION
+    WHEN no_data_found THEN
+        RAISE EXCEPTION 'unknown feed setting: %', foundation.excerpt(setting) USING ERRCODE = 'undefined_object';
+END;
+$$;
 
 -- Every function with a pinned path ------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 -- registry. Then the attack: temporary objects that shadow the catalogs, tried against every
 -- function each role can execute. Then the foundation's own entry points, from each role.
 BEGIN;
-SELECT plan(24);
+SELECT plan(25);
 
 CREATE FUNCTION pg_temp.bundle_schemas() RETURNS text[] LANGUAGE sql AS $$ SELECT ARRAY['foundation', 'jobs', 'refresh', 'ledger', 'feed'] $$;
 
@@ -49,12 +49,38 @@ END;
 $$;
 -- Each role calls every function it may execute: with NULL arguments, then the catalog readers
 -- with real ones. Failures are expected and caught; only reading a shadow counts.
+CREATE TABLE pg_temp.long_messages (call text, length integer);
+GRANT ALL ON pg_temp.long_messages TO PUBLIC;
 CREATE FUNCTION pg_temp.sweep() RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
     f record;
     calls integer := 0;
     statement text;
+    message text;
 BEGIN
+    -- First every function with a text argument, given 10,000 characters there: no error may echo them.
+    FOR f IN
+        SELECT format('SELECT %I.%I(%s)', n.nspname, p.proname,
+                      (SELECT string_agg(CASE WHEN t.type IN ('text'::pg_catalog.regtype, 'character varying'::pg_catalog.regtype)
+                                              THEN 'repeat(''x'', 10000)'
+                                              WHEN t.type = 'jsonb'::pg_catalog.regtype THEN 'to_jsonb(repeat(''x'', 10000))'
+                                              ELSE 'NULL::' || pg_catalog.format_type(t.type, NULL) END, ', ' ORDER BY t.position)
+                       FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY AS t (type, position))) AS call
+        FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname = ANY (pg_temp.bundle_schemas()) AND p.prorettype <> 'pg_catalog.trigger'::pg_catalog.regtype
+          AND p.prokind = 'f' AND p.proargtypes::oid[] && ARRAY['text'::pg_catalog.regtype, 'character varying'::pg_catalog.regtype, 'jsonb'::pg_catalog.regtype]::oid[]
+          AND pg_catalog.has_schema_privilege(n.oid, 'USAGE') AND pg_catalog.has_function_privilege(p.oid, 'EXECUTE')
+    LOOP
+        BEGIN
+            EXECUTE f.call;
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS message = MESSAGE_TEXT;
+            IF length(message) > 1000 THEN
+                INSERT INTO pg_temp.long_messages VALUES (f.call, length(message));
+            END IF;
+        END;
+        calls := calls + 1;
+    END LOOP;
     FOR f IN
         SELECT format('SELECT %I.%I(%s)', n.nspname, p.proname,
                       (SELECT coalesce(string_agg('NULL::' || pg_catalog.format_type(t.type, NULL), ', ' ORDER BY t.position), '')
@@ -143,6 +169,8 @@ $$;
 RESET ROLE;
 SELECT is((SELECT count(*)::int FROM pg_temp.escalations), 0, 'no Freshet function, called by any role, read a temporary shadow of a catalog');
 SELECT ok(NOT (SELECT rolsuper FROM pg_roles WHERE rolname = 'freshet_test_nobody'), 'and the role with no grants is no superuser');
+SELECT is(ARRAY(SELECT left(call, 60) || '...: ' || length FROM pg_temp.long_messages ORDER BY 1), '{}'::text[],
+    'given 10,000 characters, no function any role may call echoes them in its error');
 
 -- The foundation's entry points, from each role.
 CREATE FUNCTION pg_temp.flags() RETURNS text LANGUAGE sql AS $$
