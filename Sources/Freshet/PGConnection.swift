@@ -24,13 +24,15 @@ public final class PGConnection {
         guard let handle = PQconnectdb(conninfo) else {
             throw ConnectionError(message: "out of memory", target: "the database")
         }
-        self.handle = handle
+        // Checked before `self.handle` is set: once every stored property is set, a throw runs
+        // deinit, which would finish the handle a second time.
         guard PQstatus(handle) == CONNECTION_OK else {
             let message = String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines)
             let target = ConnectionTarget(conninfo: conninfo).description
             PQfinish(handle)
             throw ConnectionError(message: message, target: target)
         }
+        self.handle = handle
         PQsetNoticeReceiver(handle, { context, result in
             guard let context, let result else { return }
             let box = Unmanaged<NoticeBox>.fromOpaque(context).takeUnretainedValue()

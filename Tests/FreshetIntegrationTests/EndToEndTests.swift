@@ -138,3 +138,25 @@ import FreshetTestSupport
         #expect(eventually(timeout: 15) { clusterDirectories().isEmpty })
     }
 }
+
+/// A connection that fails is an exit code 1 and libpq's message, never a crash.
+@Suite struct ConnectionFailureTests {
+    @Test(arguments: [
+        ("postgres://postgres@127.0.0.1:5999/freshet", "Connection refused"),
+        ("notaurl://x", "missing \"=\""),
+        ("host=/nonexistent-freshet-socket dbname=x", "No such file or directory"),
+    ])
+    func aFailedConnectionExitsOneWithLibpqsMessage(url: String, says: String) throws {
+        let outcome = try MigrateBinary.run(["status", "--url", url])
+        #expect(outcome.status == 1, "\(outcome.output)")
+        #expect(outcome.output.contains(says), "\(outcome.output)")
+        #expect(outcome.output.contains("Check --url, DATABASE_URL or the PG* variables"))
+    }
+
+    @Test func aMissingDatabaseExitsOne() throws {
+        let cluster = try TestCluster.shared()
+        let outcome = try MigrateBinary.run(["up", "--url", cluster.conninfo(database: "freshet_no_such_database")])
+        #expect(outcome.status == 1, "\(outcome.output)")
+        #expect(outcome.output.contains("database \"freshet_no_such_database\" does not exist"), "\(outcome.output)")
+    }
+}
