@@ -72,6 +72,7 @@ ALTER FUNCTION foundation.register_flag(text,text,boolean) SET search_path = pg_
 
 GRANT EXECUTE ON FUNCTION foundation.is_valid_identifier(text), foundation.assert_valid_identifier(text, text),
     foundation.is_enabled(text) TO PUBLIC;
+DROP FUNCTION foundation.pin_search_paths(regnamespace);
 DROP FUNCTION foundation.excerpt(text, integer);
 
 DO $$

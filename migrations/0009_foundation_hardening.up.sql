@@ -100,19 +100,27 @@ $$;
 COMMENT ON FUNCTION foundation.set_flag(text, boolean) IS
     'Turns a flag on or off, records the session''s login role and the time, and returns its previous state. freshet_admin may call it.';
 
-DO $$
+CREATE FUNCTION foundation.pin_search_paths(module regnamespace) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     routine regprocedure;
+    pinned integer := 0;
 BEGIN
     FOR routine IN
-        SELECT p.oid FROM pg_catalog.pg_proc p
-        WHERE p.pronamespace = 'foundation'::regnamespace
-          AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)
+        SELECT p.oid FROM pg_proc p
+        WHERE p.pronamespace = module AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)
     LOOP
         EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp', routine);
+        pinned := pinned + 1;
     END LOOP;
+    RETURN pinned;
 END;
 $$;
+COMMENT ON FUNCTION foundation.pin_search_paths(regnamespace) IS
+    'For migrations: sets search_path = pg_catalog, pg_temp on every function of a module''s schema that lacks it, and returns how many. pg_temp comes last, so a session''s temporary objects never stand in for the catalogs a function reads.';
+SELECT foundation.pin_search_paths('foundation');
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA foundation FROM PUBLIC;
 GRANT USAGE ON SCHEMA foundation TO freshet_admin, freshet_worker, freshet_client;

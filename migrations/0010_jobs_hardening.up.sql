@@ -188,19 +188,7 @@ BEGIN
 END;
 $$;
 
-DO $$
-DECLARE
-    routine regprocedure;
-BEGIN
-    FOR routine IN
-        SELECT p.oid FROM pg_catalog.pg_proc p
-        WHERE p.pronamespace = 'jobs'::regnamespace
-          AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)
-    LOOP
-        EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp', routine);
-    END LOOP;
-END;
-$$;
+SELECT foundation.pin_search_paths('jobs');
 
 -- The order processor is freshet_worker's interface to tables it may not write directly.
 ALTER FUNCTION jobs.process_next_queue_order() SECURITY DEFINER;

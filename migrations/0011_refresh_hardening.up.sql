@@ -576,19 +576,7 @@ ALTER FUNCTION refresh.unregister_data_type(text) SECURITY DEFINER;
 ALTER FUNCTION refresh.set_update_trigger(boolean) SECURITY DEFINER;
 ALTER FUNCTION refresh.record_health_check() SECURITY DEFINER;
 
-DO $$
-DECLARE
-    routine regprocedure;
-BEGIN
-    FOR routine IN
-        SELECT p.oid FROM pg_catalog.pg_proc p
-        WHERE p.pronamespace = 'refresh'::regnamespace
-          AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)
-    LOOP
-        EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp', routine);
-    END LOOP;
-END;
-$$;
+SELECT foundation.pin_search_paths('refresh');
 
 -- Privileges: PUBLIC reads the registry and nothing else.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA refresh FROM PUBLIC;

@@ -88,19 +88,7 @@ $$;
 COMMENT ON FUNCTION ledger.cascade_changed_vaults() IS
     'Statement-level AFTER UPDATE trigger on ledger.vault: moves each term''s totals by the difference between its vaults'' new and old rows, and queues the analytics of every changed vault of a triple or counter term.';
 
-DO $$
-DECLARE
-    routine regprocedure;
-BEGIN
-    FOR routine IN
-        SELECT p.oid FROM pg_catalog.pg_proc p
-        WHERE p.pronamespace = 'ledger'::regnamespace
-          AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)
-    LOOP
-        EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp', routine);
-    END LOOP;
-END;
-$$;
+SELECT foundation.pin_search_paths('ledger');
 
 -- Privileges: readers of the aggregates are the bundle's roles, not PUBLIC; workers ingest.
 REVOKE USAGE ON SCHEMA ledger FROM PUBLIC;

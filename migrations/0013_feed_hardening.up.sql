@@ -799,19 +799,7 @@ $$;
 
 -- Every function with a pinned path ------------------------------------------------------------------
 
-DO $$
-DECLARE
-    routine regprocedure;
-BEGIN
-    FOR routine IN
-        SELECT p.oid FROM pg_catalog.pg_proc p
-        WHERE p.pronamespace = 'feed'::regnamespace
-          AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)
-    LOOP
-        EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp', routine);
-    END LOOP;
-END;
-$$;
+SELECT foundation.pin_search_paths('feed');
 
 -- Capture of the tables already watched, regenerated under the new rules.
 DO $$
