@@ -592,6 +592,7 @@ DROP FUNCTION feed.capturable_tables(name);
 DROP TABLE feed.commit_gate;
 COMMENT ON SEQUENCE feed.commit_seq IS 'Commit sequence numbers; taken only under advisory lock 47, at commit.';
 
+ALTER TABLE feed.watched_tables DROP COLUMN capture_owner;
 DELETE FROM feed.settings WHERE name = 'max_retention';
 ALTER TABLE feed.subscriptions DROP CONSTRAINT subscriptions_owner_client_id_table_id_key;
 -- Refuses, and so changes nothing, if two owners now use one client id for one table.

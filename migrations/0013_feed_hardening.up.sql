@@ -57,6 +57,10 @@ $$;
 
 -- Capture ----------------------------------------------------------------------------------------------
 
+ALTER TABLE feed.watched_tables ADD COLUMN capture_owner regrole;
+COMMENT ON COLUMN feed.watched_tables.capture_owner IS
+    'The role that owns the table''s capture functions (its owner when watch() ran), and so the one whose rights capture runs with and who may log its changes.';
+
 -- PL/pgSQL rather than SQL: the policy calls it once per capturing statement, and a SQL function
 -- that cannot be inlined is planned again on every call.
 CREATE FUNCTION feed.capturable_tables(role_name name) RETURNS oid[]
@@ -65,14 +69,12 @@ CREATE FUNCTION feed.capturable_tables(role_name name) RETURNS oid[]
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    -- The owner looked up per watched table: a join lets the planner test every row of pg_class.
-    RETURN (SELECT coalesce(array_agg(w.table_id::oid), '{}')
-            FROM feed.watched_tables w
-            WHERE pg_has_role(role_name, (SELECT c.relowner FROM pg_class c WHERE c.oid = w.table_id), 'USAGE'));
+    RETURN (SELECT coalesce(array_agg(w.table_id::oid), '{}') FROM feed.watched_tables w
+            WHERE pg_has_role(role_name, w.capture_owner, 'USAGE'));
 END;
 $$;
 COMMENT ON FUNCTION feed.capturable_tables(name) IS
-    'The watched tables whose changes a role may log: those it owns (or holds the owner''s rights to). The change log''s insert policy admits nothing else.';
+    'The watched tables whose changes a role may log: those whose capture it owns (or holds the rights of that owner). The change log''s insert policy admits nothing else. An ALTER TABLE ... OWNER TO leaves the capture with the old owner until watch() runs again, so writes never stall on it.';
 
 CREATE POLICY change_log_capture ON feed.change_log FOR INSERT WITH CHECK (
     xid = pg_current_xact_id() AND table_id = ANY ((SELECT feed.capturable_tables(current_user))::oid[]));
@@ -99,7 +101,7 @@ CREATE FUNCTION feed.revoke_capture(table_owner regrole) RETURNS void
 AS $$
 BEGIN
     IF table_owner = (SELECT n.nspowner FROM pg_namespace n WHERE n.nspname = 'feed')::regrole
-       OR EXISTS (SELECT FROM feed.watched_tables w JOIN pg_class c ON c.oid = w.table_id WHERE c.relowner = table_owner) THEN
+       OR EXISTS (SELECT FROM feed.watched_tables w WHERE w.capture_owner = table_owner) THEN
         RETURN;
     END IF;
     EXECUTE format('REVOKE EXECUTE ON FUNCTION feed.logged(text, text, text, bigint), feed.capturable_tables(name) FROM %I', table_owner::text);
@@ -124,7 +126,7 @@ BEGIN
     IF watched IS NULL THEN
         RAISE EXCEPTION 'feed.unwatch: table must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    SELECT c.relowner::regrole INTO table_owner FROM pg_class c WHERE c.oid = watched;
+    SELECT w.capture_owner INTO table_owner FROM feed.watched_tables w WHERE w.table_id = watched;
     FOREACH operation IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
         EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'feed_capture_' || operation, watched);
     END LOOP;
@@ -133,7 +135,9 @@ BEGIN
     END LOOP;
     DELETE FROM feed.watched_tables w WHERE w.table_id = watched;
     IF FOUND THEN
-        PERFORM feed.revoke_capture(table_owner);
+        IF table_owner IS NOT NULL THEN
+            PERFORM feed.revoke_capture(table_owner);
+        END IF;
         RETURN true;
     END IF;
     RETURN false;
@@ -190,8 +194,7 @@ BEGIN
     SELECT * INTO current FROM feed.watched_tables w WHERE w.table_id = watched;
     IF FOUND AND current.user_column IS NOT DISTINCT FROM prepare_capture.user_column AND current.key_columns = keys
        AND (SELECT count(*) FROM pg_trigger t WHERE t.tgrelid = watched AND t.tgname LIKE 'feed\_capture\_%') = 4
-       AND NOT EXISTS (SELECT FROM pg_proc p WHERE p.pronamespace = 'feed'::regnamespace
-                       AND p.proname LIKE 'capture\_' || watched::oid || '\_%' AND p.proowner <> table_owner::oid) THEN
+       AND current.capture_owner = table_owner THEN
         RETURN false;
     END IF;
     PERFORM feed.unwatch(watched);
@@ -264,8 +267,8 @@ $f$, watched::oid, replace(replace(qualified, '''', ''''''), '%', '%%'), watched
         EXECUTE format('ALTER FUNCTION feed.%I() OWNER TO %I', function_name, table_owner::text);
     END LOOP;
 
-    INSERT INTO feed.watched_tables (table_id, table_name, user_column, key_columns, channel)
-    VALUES (watched, qualified, user_column, keys, channel);
+    INSERT INTO feed.watched_tables (table_id, table_name, user_column, key_columns, channel, capture_owner)
+    VALUES (watched, qualified, user_column, keys, channel, table_owner);
     PERFORM feed.grant_capture(table_owner);
     RETURN true;
 END;

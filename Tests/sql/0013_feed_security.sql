@@ -4,7 +4,7 @@
 -- silently match nothing are refused; a role with no grants reads nothing. Refused attempts are
 -- checked to have changed nothing. One transaction, so the commit stamp is made immediate.
 BEGIN;
-SELECT plan(44);
+SELECT plan(45);
 SET CONSTRAINTS feed.commits_stamp IMMEDIATE;
 
 CREATE FUNCTION pg_temp.fingerprint() RETURNS text LANGUAGE plpgsql AS $$
@@ -178,6 +178,12 @@ RESET ROLE;
 SET LOCAL ROLE feedsec_gateway;
 SELECT is(pg_temp.summary('all'), 'DELETE:4:u1 INSERT:4:u2', 'a service reader gets the DELETE of the old owner first');
 SELECT ok((SELECT healthy FROM feed.health()), 'freshet_worker reads the feed''s health');
+RESET ROLE;
+
+-- A change of owner never stalls writes: capture keeps the old owner's rights until watched again.
+ALTER TABLE feedsec.trades OWNER TO feedsec_other_admin;
+SET LOCAL ROLE feedsec_writer;
+SELECT lives_ok($$ INSERT INTO feedsec.trades VALUES (5, 'u1', 'open', 'calm', now()) $$, 'after a change of owner, writes to the watched table go on');
 RESET ROLE;
 
 -- Subscriptions cannot hold the log for ever.
