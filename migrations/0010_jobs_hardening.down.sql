@@ -6,6 +6,20 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA jobs FROM freshet_admin, freshet_worker;
 REVOKE USAGE ON SCHEMA jobs FROM freshet_admin, freshet_worker;
 
 ALTER FUNCTION jobs.process_all_pending_orders(integer) SECURITY INVOKER;
+DROP VIEW jobs.job_overview;
+CREATE VIEW jobs.job_overview AS
+SELECT s.name, s.schedule, s.command, jobs.is_cron_available() AS active,
+       last.started_at AS last_started_at, last.outcome AS last_outcome, last.error AS last_error,
+       (SELECT count(*) FROM jobs.runs f
+         WHERE f.job_name = s.name AND f.outcome = 'failed' AND f.started_at > now() - interval '24 hours') AS failures_24h
+FROM jobs.schedules s
+LEFT JOIN LATERAL (
+    SELECT r.started_at, r.outcome, r.error FROM jobs.runs r
+    WHERE r.job_name = s.name ORDER BY r.started_at DESC LIMIT 1
+) last ON true
+ORDER BY s.name;
+COMMENT ON VIEW jobs.job_overview IS 'Each job with its schedule, whether pg_cron runs it, its last run and its failures in the last 24 hours.';
+DROP FUNCTION jobs.cron_last_runs();
 DROP FUNCTION jobs.set_schedule(text, text);
 DROP FUNCTION jobs.squatted_locks();
 

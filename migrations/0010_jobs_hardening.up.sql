@@ -172,6 +172,46 @@ $$;
 COMMENT ON FUNCTION jobs.set_schedule(text, text) IS
     'Changes when an existing job runs, never what it runs: freshet_admin''s way to move a schedule. A command runs with the rights of the role that scheduled it, so only the bundle''s owner schedules commands (jobs.schedule_job()).';
 
+-- Monitoring that tells the truth: pg_cron's own record of each job's last run, failures included
+-- (a pg_cron that cannot connect fails every run before jobs.run_job() is reached).
+CREATE FUNCTION jobs.cron_last_runs() RETURNS TABLE (job_name text, status text, message text, started_at timestamptz)
+    LANGUAGE plpgsql STABLE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT jobs.is_cron_available() THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE $q$
+        SELECT j.jobname::text, d.status::text, left(d.return_message, 500), d.start_time
+        FROM cron.job j
+        CROSS JOIN LATERAL (SELECT r.status, r.return_message, r.start_time FROM cron.job_run_details r
+                            WHERE r.jobid = j.jobid ORDER BY r.start_time DESC NULLS LAST LIMIT 1) d
+        WHERE j.jobname IN (SELECT s.name FROM jobs.schedules s)
+    $q$;
+END;
+$$;
+COMMENT ON FUNCTION jobs.cron_last_runs() IS
+    'Each scheduled job''s last run as pg_cron recorded it (cron.job_run_details): status, message and start; nothing without pg_cron.';
+
+CREATE OR REPLACE VIEW jobs.job_overview AS
+SELECT s.name, s.schedule, s.command, jobs.is_cron_available() AS active,
+       last.started_at AS last_started_at, last.outcome AS last_outcome, last.error AS last_error,
+       (SELECT count(*) FROM jobs.runs f
+         WHERE f.job_name = s.name AND f.outcome = 'failed' AND f.started_at > now() - interval '24 hours') AS failures_24h,
+       c.status AS cron_status, c.message AS cron_message, c.started_at AS cron_last_run,
+       coalesce(last.outcome = 'failed', false) OR coalesce(c.status = 'failed', false) AS failing
+FROM jobs.schedules s
+LEFT JOIN LATERAL (
+    SELECT r.started_at, r.outcome, r.error FROM jobs.runs r
+    WHERE r.job_name = s.name ORDER BY r.started_at DESC LIMIT 1
+) last ON true
+LEFT JOIN jobs.cron_last_runs() c ON c.job_name = s.name
+ORDER BY s.name;
+COMMENT ON VIEW jobs.job_overview IS
+    'Each job with its schedule, whether pg_cron runs it, its last run in jobs.runs and in pg_cron''s own record, its failures in the last 24 hours, and failing: its last run failed, in either record (a pg_cron that cannot connect shows here).';
+
 CREATE OR REPLACE FUNCTION jobs.check_schedule(schedule text) RETURNS text
     LANGUAGE plpgsql IMMUTABLE
     SET search_path = pg_catalog, pg_temp
@@ -198,5 +238,5 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA jobs FROM PUBLIC;
 GRANT USAGE ON SCHEMA jobs TO freshet_admin, freshet_worker;
 GRANT EXECUTE ON FUNCTION jobs.process_next_queue_order(), jobs.process_all_pending_orders(integer) TO freshet_worker;
 GRANT SELECT ON jobs.order_queue_status TO freshet_worker;
-GRANT EXECUTE ON FUNCTION jobs.set_schedule(text, text), jobs.squatted_locks(), jobs.is_cron_available() TO freshet_admin;
+GRANT EXECUTE ON FUNCTION jobs.set_schedule(text, text), jobs.squatted_locks(), jobs.is_cron_available(), jobs.cron_last_runs() TO freshet_admin;
 GRANT SELECT ON jobs.schedules, jobs.runs, jobs.recent_runs, jobs.job_overview TO freshet_admin;

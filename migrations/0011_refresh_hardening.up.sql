@@ -479,7 +479,7 @@ BEGIN
             SELECT coalesce(jsonb_agg(jsonb_build_object(
                        'name', s.name, 'schedule', s.schedule, 'scheduled', j.jobid IS NOT NULL,
                        'last_run', d.start_time, 'cron_status', d.status, 'cron_message', d.return_message,
-                       'last_outcome', s.last_outcome, 'last_error', s.last_error) ORDER BY s.name), '[]')
+                       'last_outcome', s.last_outcome, 'last_error', s.last_error, 'failing', s.failing) ORDER BY s.name), '[]')
             FROM jobs.job_overview s
             LEFT JOIN cron.job j ON j.jobname = s.name
             LEFT JOIN LATERAL (SELECT r.start_time, r.status, r.return_message FROM cron.job_run_details r
@@ -489,7 +489,7 @@ BEGIN
     ELSE
         SELECT coalesce(jsonb_agg(jsonb_build_object(
                    'name', s.name, 'schedule', s.schedule, 'scheduled', false, 'status', 'not scheduled: pg_cron is not installed',
-                   'last_run', s.last_started_at, 'last_outcome', s.last_outcome, 'last_error', s.last_error) ORDER BY s.name), '[]')
+                   'last_run', s.last_started_at, 'last_outcome', s.last_outcome, 'last_error', s.last_error, 'failing', s.failing) ORDER BY s.name), '[]')
         INTO scheduled
         FROM jobs.job_overview s WHERE s.name = ANY (job_names);
     END IF;
@@ -499,7 +499,8 @@ BEGIN
                    AND coalesce(oldest_wait < refresh.setting('health_max_pending_age')::interval, true)
                    AND quota.calls_used < quota.max_calls
                    AND quota.bytes_used + quota.bytes_reserved < quota.max_bytes
-                   AND jsonb_array_length(squatters) = 0,
+                   AND jsonb_array_length(squatters) = 0
+                   AND NOT EXISTS (SELECT FROM jobs.job_overview o WHERE o.name = ANY (job_names) AND o.failing),
         'queue', queue || jsonb_build_object('oldest_runnable_wait_seconds', round(extract(epoch FROM oldest_wait)::numeric, 3)),
         'breaker', jsonb_build_object('state', breaker.state, 'since', breaker.changed_at, 'reason', breaker.reason),
         'quota', jsonb_build_object('period_start', quota.period_start, 'calls_used', quota.calls_used,
@@ -512,7 +513,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION refresh.health_check() IS
-    'One JSON report: queue depth by status and the oldest runnable job''s wait, breaker state, quota used and reserved, recent staleness errors, each refresh job''s schedule and last run (from cron.job_run_details and jobs.runs when pg_cron is installed; "not scheduled" otherwise), and Freshet''s advisory lock keys held by sessions that are not Freshet''s (jobs.squatted_locks()). healthy is false when the breaker is not closed, a runnable job waited past health_max_pending_age, the quota is used up, or a lock is squatted.';
+    'One JSON report: queue depth by status and the oldest runnable job''s wait, breaker state, quota used and reserved, recent staleness errors, each refresh job''s schedule and last run (from cron.job_run_details and jobs.runs when pg_cron is installed; "not scheduled" otherwise), and Freshet''s advisory lock keys held by sessions that are not Freshet''s (jobs.squatted_locks()). healthy is false when the breaker is not closed, a runnable job waited past health_max_pending_age, the quota is used up, a lock is squatted, or a refresh job''s last run failed (in jobs.runs or in pg_cron''s record, so a pg_cron that cannot connect shows).';
 
 CREATE OR REPLACE FUNCTION refresh.set_circuit_breaker(state text) RETURNS text
     LANGUAGE plpgsql

@@ -73,7 +73,10 @@ public final class PostgresCluster: @unchecked Sendable {
         }
         let fresh = !FileManager.default.fileExists(atPath: "\(cluster.dataDirectory)/PG_VERSION")
         if fresh { try cluster.initialize(durable: durable) }
-        if !cluster.isRunning { try cluster.start() }
+        if !cluster.isRunning {
+            if !fresh { try cluster.addMissingCronSettings() }
+            try cluster.start()
+        }
         if fresh { try cluster.createDatabase(cronDatabase) }
         return cluster
     }
@@ -209,11 +212,26 @@ public final class PostgresCluster: @unchecked Sendable {
             settings += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]
         }
         if hasPgCron {
-            settings += ["shared_preload_libraries = 'pg_cron'", "cron.database_name = '\(cronDatabase)'"]
+            settings += ["shared_preload_libraries = 'pg_cron'", "cron.database_name = '\(cronDatabase)'"] + cronConnectionSettings
         }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(dataDirectory)/postgresql.conf"))
         try handle.seekToEnd()
         try handle.write(contentsOf: Data(("\n# freshet\n" + settings.joined(separator: "\n") + "\n").utf8))
+        try handle.close()
+    }
+
+    /// pg_cron runs each job over a libpq connection to `cron.host`, `localhost` by default, which a
+    /// cluster without TCP never answers: point it at the socket directory, as a client would.
+    private var cronConnectionSettings: [String] { ["cron.host = '\(rootDirectory)'"] }
+
+    /// Adds the pg_cron connection settings to a cluster made before they existed; read at the next start.
+    private func addMissingCronSettings() throws {
+        let path = "\(dataDirectory)/postgresql.conf"
+        let configuration = try String(contentsOfFile: path, encoding: .utf8)
+        guard hasPgCron, configuration.contains("shared_preload_libraries = 'pg_cron'"), !configuration.contains("cron.host") else { return }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(("\n# freshet\n" + cronConnectionSettings.joined(separator: "\n") + "\n").utf8))
         try handle.close()
     }
 

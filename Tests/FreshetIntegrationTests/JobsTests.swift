@@ -42,6 +42,24 @@ import Testing
             "SELECT count(*) FROM jsonb_array_elements(refresh.health_check() -> 'jobs') j WHERE (j ->> 'scheduled')::boolean") == "6",
             "health_check() sees the refresh jobs in pg_cron")
 
+        // pg_cron really runs them (its smallest cadence is a minute): a probe job, and a seed job
+        // that runs every minute, each seen succeeding in cron.job_run_details and in jobs.runs.
+        try connection.execute("SELECT jobs.schedule_job('tick-probe', '* * * * *', 'SELECT 1')")
+        func succeeded(_ job: String) throws -> Bool {
+            try connection.scalar(
+                """
+                SELECT EXISTS (SELECT FROM cron.job_run_details d JOIN cron.job j USING (jobid)
+                               WHERE j.jobname = $1 AND d.status = 'succeeded')
+                   AND EXISTS (SELECT FROM jobs.runs r WHERE r.job_name = $1 AND r.outcome = 'succeeded')
+                """, [job]) == "t"
+        }
+        let ticked = try eventually(timeout: 75) { try succeeded("tick-probe") }
+        let recent = try connection.query("SELECT status, return_message FROM cron.job_run_details ORDER BY start_time DESC LIMIT 3").rows
+        #expect(ticked, "pg_cron ran the probe: \(recent)")
+        #expect(try eventually(timeout: 15) { try succeeded("process-pending-orders") }, "and the seed's order drain")
+        #expect(try connection.scalar("SELECT count(*) FROM jobs.job_overview WHERE failing") == "0", "no job is failing")
+        try connection.execute("SELECT jobs.unschedule_job('tick-probe')")
+
         try migrator().down(.version(7))
         #expect(try cronJobs() == Self.orderJobs.union(Self.refreshJobs).union(Self.ledgerJobs), "the feed's down unschedules its pruning")
         try migrator().down(.version(6))

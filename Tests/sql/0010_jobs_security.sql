@@ -3,7 +3,7 @@
 -- attempt is checked to have changed nothing. Squatted locks and the processor deadlock need
 -- several sessions and are tested from Swift.
 BEGIN;
-SELECT plan(27);
+SELECT plan(32);
 
 CREATE FUNCTION pg_temp.fingerprint() RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
@@ -66,6 +66,18 @@ SELECT is((SELECT count(*)::int FROM jobs.job_overview), (SELECT count(*)::int F
 RESET ROLE;
 SELECT is((SELECT schedule || ' ' || command FROM jobs.schedules WHERE name = 'feed-prune'), '18 3 * * * SELECT feed.prune_change_log()',
     'the schedule moved, the command did not');
+
+-- Monitoring tells the truth: a failed run makes its job failing, and the refresh engine unhealthy.
+SELECT is(refresh.health_check() ->> 'healthy', 'true', 'the refresh engine is healthy');
+SELECT jobs.schedule_job('failing-probe', '* * * * *', 'SELECT 1 / 0');
+SELECT is(jobs.run_job('failing-probe'), 'failed', 'a job whose command fails');
+SELECT is((SELECT failing::text || ' ' || last_error FROM jobs.job_overview WHERE name = 'failing-probe'), 'true division by zero',
+    'shows as failing in job_overview, with its last error');
+INSERT INTO jobs.runs (job_name, started_at, finished_at, outcome, error, sqlstate)
+VALUES ('refresh-stale-sweep', now(), now(), 'failed', 'connection failed', '08006');
+SELECT is(refresh.health_check() ->> 'healthy', 'false', 'and a refresh job whose last run failed makes health_check() unhealthy');
+SELECT ok((SELECT (j ->> 'failing')::boolean FROM jsonb_array_elements(refresh.health_check() -> 'jobs') j WHERE j ->> 'name' = 'refresh-stale-sweep'),
+    '... naming the job');
 
 -- Orders whose numbers overflow fail with a reason; the orders behind them run.
 INSERT INTO jobs.order_queue (user_id, ticker, order_type, amount) VALUES
