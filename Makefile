@@ -14,7 +14,8 @@ build: deps
 up: build
 	@url=$$($(MIGRATE) cluster start --path $(PGDATA)) && \
 	  $(MIGRATE) up --url "$$url" && \
-	  echo && echo "The development cluster runs in $(PGDATA). Connect with:" && echo "  psql '$$url'"
+	  echo && echo "The development cluster runs in $(PGDATA). Connect with:" && echo "  psql '$$url'" && \
+	  echo "Point the runner at it:" && echo "  export DATABASE_URL='$$url'"
 
 test: deps
 	$(SWIFT) build --build-tests

@@ -18,6 +18,8 @@ public enum MigrateError: Error, CustomStringConvertible, Sendable {
     case runnerLockTimeout(seconds: Double, holder: String?)
     case nothingToRepair(version: Int64)
     case unknownVersion(Int64)
+    /// `repair` of a migration that is pending: it has no history to repair.
+    case pendingNothingToRepair(Int64)
     case invalidDuration(String)
     case cluster(String)
     case several([MigrateError])
@@ -81,6 +83,8 @@ public enum MigrateError: Error, CustomStringConvertible, Sendable {
             "migration \(version) is neither failed, running nor changed: there is nothing to repair"
         case .unknownVersion(let version):
             "no migration has version \(version): check `migrate status`"
+        case .pendingNothingToRepair(let version):
+            "migration \(version) is pending: it was never applied, so there is nothing to repair; `migrate up` applies it"
         case .invalidDuration(let text):
             "invalid duration `\(text)`: use a number with a unit, such as 500ms, 5s, 1min or 2h"
         case .cluster(let message):

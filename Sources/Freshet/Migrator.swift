@@ -91,7 +91,13 @@ public final class Migrator {
             if options.singleTransaction, let step = steps.first(where: { $0.script.isNonTransactional }) {
                 throw MigrateError.noTransactionInSingleTransaction(file: step.script.fileName)
             }
-            if steps.isEmpty { reporter.info("nothing to roll back") }
+            if steps.isEmpty {
+                if case .version(let version) = target, let current = rows.map(\.version).max(), version > current {
+                    reporter.info("the target \(version) is above the current version \(current): nothing to roll back")
+                } else {
+                    reporter.info("nothing to roll back")
+                }
+            }
             try run(steps, dryRunVerb: "would roll back")
             return steps.map(\.migration)
         }
@@ -104,6 +110,7 @@ public final class Migrator {
         try withRunnerLock {
             try history.ensure()
             guard let row = try history.rows().first(where: { $0.version == version }) else {
+                if directory.migration(version: version) != nil { throw MigrateError.pendingNothingToRepair(version) }
                 throw MigrateError.unknownVersion(version)
             }
             let migration = directory.migration(version: version)

@@ -8,10 +8,10 @@ struct Down: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var runOptions: RunOptions
 
-    @Option(help: "Roll back every migration above this version; 0 rolls back everything.")
+    @Option(parsing: .unconditional, help: "Roll back every migration above this version; 0 rolls back everything.")
     var to: Int64?
 
-    @Option(help: "Roll back this many migrations.")
+    @Option(parsing: .unconditional, help: "Roll back this many migrations.")
     var steps: Int?
 
     @Flag(help: "Run down files that changed since their migration was applied; the force is recorded.")

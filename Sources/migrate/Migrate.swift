@@ -11,6 +11,7 @@ struct Migrate: ParsableCommand {
             Exit codes: 0 success, 1 error, 2 usage, 3 verification failure \
             (changed, missing or out-of-order files, a stale migrate.sum, or `status --exit-code` with work to do).
             """,
+        version: "migrate (Freshet) 0.13.0",
         subcommands: [
             Up.self, Down.self, Status.self, Verify.self, New.self, Sum.self, Repair.self, Wait.self, Test.self,
             Cluster.self,

@@ -160,3 +160,31 @@ import FreshetTestSupport
         #expect(outcome.output.contains("database \"freshet_no_such_database\" does not exist"), "\(outcome.output)")
     }
 }
+
+/// What the command line says in the cases users met: a version, bad numbers, targets above the
+/// current version, and repairing what was never applied.
+@Suite struct CommandLineTests {
+    @Test func versionPrintsTheRunnersVersion() throws {
+        let outcome = try MigrateBinary.run(["--version"])
+        #expect(outcome.status == 0)
+        #expect(outcome.output.hasPrefix("migrate (Freshet) "))
+    }
+
+    @Test func aNegativeStepCountIsCalledThat() throws {
+        let outcome = try MigrateBinary.run(["down", "--steps", "-1", "--url", "host=/nonexistent"])
+        #expect(outcome.status == 2)
+        #expect(outcome.output.contains("--steps must be at least 1"), "\(outcome.output)")
+    }
+
+    @Test func aTargetAboveTheCurrentVersionAndARepairOfAPendingOneSayWhatIsTrue() throws {
+        let database = try TestDatabase()
+        let fixture = try MigrationFixture(["1_a": "CREATE TABLE a (id int);", "2_b": "CREATE TABLE b (id int);"])
+        #expect(try MigrateBinary.run(["up", "--dir", fixture.path, "--url", database.url, "--to", "1"]).status == 0)
+        let above = try MigrateBinary.run(["down", "--dir", fixture.path, "--url", database.url, "--to", "99"])
+        #expect(above.status == 0)
+        #expect(above.output.contains("the target 99 is above the current version 1: nothing to roll back"), "\(above.output)")
+        let repair = try MigrateBinary.run(["repair", "2", "--dir", fixture.path, "--url", database.url])
+        #expect(repair.status == 1)
+        #expect(repair.output.contains("migration 2 is pending: it was never applied, so there is nothing to repair"), "\(repair.output)")
+    }
+}
