@@ -2,6 +2,8 @@
 public struct HistoryDrift: Equatable, Sendable {
     /// Applied migrations whose up file no longer has the recorded checksum.
     public var changed: [String] = []
+    /// Applied migrations whose down file no longer has the recorded checksum (or is gone).
+    public var changedDown: [String] = []
     /// Applied migrations with no file.
     public var missing: [String] = []
     /// Pending files below the newest applied version.
@@ -19,6 +21,9 @@ public struct HistoryDrift: Equatable, Sendable {
             }
             if row.upChecksum != migration.up.checksum.description {
                 changed.append(migration.up.fileName)
+            }
+            if row.state == .applied, row.downChecksum != migration.down?.checksum.description {
+                changedDown.append(migration.down?.fileName ?? "\(migration.label).down.sql")
             }
         }
         if let newest = rows.map(\.version).max() {
@@ -45,6 +50,18 @@ public struct HistoryDrift: Equatable, Sendable {
             problems.append(
                 "pending migrations are older than the newest applied one: \(outOfOrder.joined(separator: ", ")). "
                     + "Renumber them, or pass --allow-out-of-order to apply them anyway.")
+        }
+        return problems
+    }
+
+    /// What `verify` reports: the problems above, and down files changed since their migration was
+    /// applied, which `down` refuses without --force.
+    public func verificationProblems(allowOutOfOrder: Bool) -> [String] {
+        var problems = problems(allowOutOfOrder: allowOutOfOrder)
+        if !changedDown.isEmpty {
+            problems.append(
+                "down files changed since their migration was applied: \(changedDown.joined(separator: ", ")). "
+                    + "Restore them, or run `migrate repair VERSION` to accept the new contents.")
         }
         return problems
     }

@@ -9,12 +9,14 @@ public struct MigrationStatus: Codable, Equatable, Sendable {
     public var state: State
     /// A pending migration older than the newest applied one.
     public var outOfOrder: Bool
+    /// An applied migration whose down file changed since it was applied: `down` refuses it without --force.
+    public var downChanged = false
     public var appliedAt: String?
     public var durationMilliseconds: Double?
     public var error: String?
 
     /// Whether this entry means `status --exit-code` should fail.
-    public var needsAttention: Bool { state != .applied }
+    public var needsAttention: Bool { state != .applied || downChanged }
 
     /// Merges history rows and files into one entry per version.
     public static func merge(directory: MigrationDirectory, rows: [HistoryStore.Row]) -> [MigrationStatus] {
@@ -33,8 +35,9 @@ public struct MigrationStatus: Codable, Equatable, Sendable {
             case .applied: state = row.upChecksum == migration.up.checksum.description ? .applied : .changed
             }
             return MigrationStatus(
-                version: row.version, name: row.name, state: state, outOfOrder: false, appliedAt: row.appliedAt,
-                durationMilliseconds: row.durationMilliseconds, error: row.error)
+                version: row.version, name: row.name, state: state, outOfOrder: false,
+                downChanged: row.state == .applied && row.downChecksum != migration.down?.checksum.description,
+                appliedAt: row.appliedAt, durationMilliseconds: row.durationMilliseconds, error: row.error)
         }
         for row in rows where directory.migration(version: row.version) == nil {
             entries.append(

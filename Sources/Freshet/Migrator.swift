@@ -156,10 +156,11 @@ public final class Migrator {
     }
 
     /// Checks history against the files without changing anything; throws what `up` would refuse.
-    public func verify() throws {
+    public func verify(alsoReporting earlier: [String] = []) throws {
         let rows = try history.rows()
         try refuseUnfinished(rows)
-        let problems = HistoryDrift(directory: directory, rows: rows).problems(allowOutOfOrder: options.allowOutOfOrder)
+        let problems = earlier
+            + HistoryDrift(directory: directory, rows: rows).verificationProblems(allowOutOfOrder: options.allowOutOfOrder)
         if !problems.isEmpty { throw MigrateError.verificationFailed(problems) }
     }
 

@@ -11,6 +11,7 @@ public enum StatusReport {
             var line = state.padding(toLength: 10, withPad: " ", startingAt: 0)
                 + String(entry.version).padding(toLength: 21, withPad: " ", startingAt: 0) + entry.name
             if let appliedAt = entry.appliedAt { line += "  (\(appliedAt))" }
+            if entry.downChanged { line += "  down file changed since applied" }
             if let error = entry.error { line += "\n          error: \(error.split(separator: "\n").first ?? "")" }
             lines.append(line)
         }

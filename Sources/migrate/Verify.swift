@@ -15,12 +15,18 @@ struct Verify: ParsableCommand {
 
     func run() throws {
         let directory = try global.loadDirectory()
-        try SumFile.verify(directory: directory)
+        // Online, a missing or stale migrate.sum is one finding among the history's.
+        var sumProblems: [String] = []
+        do {
+            try SumFile.verify(directory: directory)
+        } catch MigrateError.verificationFailed(let problems) where !offline {
+            sumProblems = problems
+        }
         if !offline {
             var options = MigratorOptions()
             options.allowOutOfOrder = allowOutOfOrder
             try Migrator(connection: global.connect(), directory: directory, reporter: global.reporter, options: options)
-                .verify()
+                .verify(alsoReporting: sumProblems)
         }
         global.reporter.info("verified \(directory.migrations.count) migrations\(offline ? " against \(SumFile.fileName)" : "")")
     }

@@ -188,3 +188,30 @@ import FreshetTestSupport
         #expect(repair.output.contains("migration 2 is pending: it was never applied, so there is nothing to repair"), "\(repair.output)")
     }
 }
+
+/// `verify` and `status` name every drift at once, a changed down file and a missing sum included.
+@Suite struct DriftReportTests {
+    @Test func aChangedDownFileShowsInStatusAndFailsVerifyBesideAMissingSum() throws {
+        let database = try TestDatabase()
+        let fixture = try MigrationFixture()
+        try fixture.add("1_a", "CREATE TABLE a (id int);", down: "DROP TABLE a;")
+        try fixture.add("2_b", "CREATE TABLE b (id int);", down: "DROP TABLE b;")
+        #expect(try MigrateBinary.run(["up", "--dir", fixture.path, "--url", database.url]).status == 0)
+        try fixture.write("2_b.down.sql", "DROP TABLE b; -- edited after it was applied")
+
+        let status = try MigrateBinary.run(["status", "--dir", fixture.path, "--url", database.url])
+        #expect(status.output.contains("down file changed since applied"), "\(status.output)")
+        let json = try MigrateBinary.run(["status", "--json", "--dir", fixture.path, "--url", database.url])
+        #expect(json.output.contains("\"downChanged\" : true"), "\(json.output)")
+        let exitCode = try MigrateBinary.run(["status", "--exit-code", "--dir", fixture.path, "--url", database.url])
+        #expect(exitCode.status == 3, "a changed down file needs attention")
+
+        let verify = try MigrateBinary.run(["verify", "--dir", fixture.path, "--url", database.url])
+        #expect(verify.status == 3, "\(verify.output)")
+        #expect(verify.output.contains("migrate.sum is missing"), "the missing sum is one finding: \(verify.output)")
+        #expect(verify.output.contains("down files changed since their migration was applied: 2_b.down.sql"), "\(verify.output)")
+        let offline = try MigrateBinary.run(["verify", "--offline", "--dir", fixture.path])
+        #expect(offline.status == 3)
+        #expect(offline.output.contains("migrate.sum is missing"))
+    }
+}
