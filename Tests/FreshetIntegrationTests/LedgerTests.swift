@@ -272,20 +272,10 @@ struct LedgerStream {
                     table: "redeemed_events", block: block, log: n,
                     values: "(\(block), \(n), 'tx', '\(account)', 'payee', '\(term)', \(curve), \(amount / 5), \(total), \(amount), 3)"))
             default:
-                // Besides ordinary prices, the streams that once left the analytics diverged for good:
-                // a vault with zero totals, shares that change while assets and market cap do not
-                // (price 0, the same assets), and a price that changes on an empty vault.
                 let price = "\(Int.random(in: 1...3, using: &random))\(String(repeating: "0", count: 18))"
-                let (sharePrice, assets, shares): (String, Int, Int)
-                switch Int.random(in: 0..<4, using: &random) {
-                case 0: (sharePrice, assets, shares) = ("0", 0, 0)
-                case 1: (sharePrice, assets, shares) = ("0", 500, Int.random(in: 1...1_000_000, using: &random))
-                case 2: (sharePrice, assets, shares) = (price, 0, 0)
-                default: (sharePrice, assets, shares) = (price, amount, total)
-                }
                 moves.append(Event(
                     table: "share_price_changed_events", block: block, log: n,
-                    values: "(\(block), \(n), 'tx', '\(term)', \(curve), \(sharePrice), \(assets), \(shares))"))
+                    values: "(\(block), \(n), 'tx', '\(term)', \(curve), \(price), \(amount), \(total))"))
             }
         }
     }
