@@ -74,7 +74,7 @@ public struct HistoryStore {
         );
         COMMENT ON TABLE migrate.events IS 'Append-only log of every applied, rolled back, failed, repaired and forced step.';
         CREATE OR REPLACE FUNCTION migrate.refuse_event_change() RETURNS trigger
-            LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+            LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
         BEGIN
             RAISE EXCEPTION 'migrate.events is append-only: % is not allowed', TG_OP
                 USING ERRCODE = 'insufficient_privilege';
@@ -90,9 +90,26 @@ public struct HistoryStore {
         try connection.scalar("SELECT to_regclass('migrate.events') IS NOT NULL") == "t"
     }
 
-    /// Creates the bookkeeping schema when it is missing. Call only while holding the runner lock.
+    /// Creates the bookkeeping schema when it is missing, and brings an older one up to date. Call
+    /// only while holding the runner lock.
     public func ensure() throws {
-        if try !exists() { try connection.execute(Self.setupSQL) }
+        let state = try connection.scalar(
+            """
+            SELECT CASE WHEN to_regclass('migrate.events') IS NULL THEN 'missing'
+                        WHEN (SELECT p.proconfig FROM pg_catalog.pg_proc p
+                              WHERE p.oid = to_regprocedure('migrate.refuse_event_change()'))
+                             @> ARRAY['search_path=pg_catalog, pg_temp'] THEN 'current'
+                        ELSE 'outdated' END
+            """)
+        switch state {
+        case "missing":
+            try connection.execute(Self.setupSQL)
+        case "outdated":
+            // Runners before this pinned the path without pg_temp, so temporary objects came first.
+            try connection.execute("ALTER FUNCTION migrate.refuse_event_change() SET search_path = pg_catalog, pg_temp")
+        default:
+            break
+        }
     }
 
     /// Every history row, by version.

@@ -85,3 +85,20 @@ import FreshetTestSupport
         #expect(try database.tableExists("a"))
     }
 }
+
+/// The runner brings its own bookkeeping up to date in a database an older runner made.
+@Suite struct BookkeepingUpgradeTests {
+    @Test func anOlderRunnersEventGuardGetsAPathWithPgTempLast() throws {
+        let database = try TestDatabase()
+        let fixture = try MigrationFixture(["1_a": "CREATE TABLE a (id int);"])
+        try database.migrator(fixture).up()
+        let connection = try database.connect()
+        let config = "SELECT proconfig::text FROM pg_proc WHERE oid = 'migrate.refuse_event_change()'::regprocedure"
+        #expect(try connection.scalar(config) == "{\"search_path=pg_catalog, pg_temp\"}", "a new runner pins pg_temp last")
+        try connection.execute("ALTER FUNCTION migrate.refuse_event_change() SET search_path = pg_catalog")   // as runners before made it
+        try fixture.add("2_b", "CREATE TABLE b (id int);")
+        try database.migrator(fixture).up()
+        #expect(try connection.scalar(config) == "{\"search_path=pg_catalog, pg_temp\"}", "the next run repins it")
+        #expect(try connection.scalar("SELECT count(*) FROM migrate.history") == "2", "and keeps the history")
+    }
+}

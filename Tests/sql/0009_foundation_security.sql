@@ -9,10 +9,10 @@ CREATE FUNCTION pg_temp.bundle_schemas() RETURNS text[] LANGUAGE sql AS $$ SELEC
 
 -- Structure.
 SELECT is(ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc p
-                WHERE p.pronamespace::regnamespace::text = ANY (pg_temp.bundle_schemas())
+                WHERE p.pronamespace::regnamespace::text = ANY (pg_temp.bundle_schemas() || 'migrate'::text)
                   AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'] OR p.proconfig @> ARRAY['search_path=""'], false)
                 ORDER BY 1),
-    '{}'::text[], 'every function in the bundle''s schemas pins search_path = pg_catalog, pg_temp');
+    '{}'::text[], 'every function in the bundle''s schemas and the runner''s pins search_path = pg_catalog, pg_temp');
 SELECT is(ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc p
                 WHERE p.pronamespace::regnamespace::text = ANY (pg_temp.bundle_schemas())
                   AND EXISTS (SELECT FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
