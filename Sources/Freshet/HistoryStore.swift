@@ -25,7 +25,7 @@ public struct HistoryStore {
     }
 
     public enum Action: String, Sendable {
-        case applied, rolledBack = "rolled_back", failed, repaired, forced
+        case applied, rolledBack = "rolled_back", failed, repaired, forced, baselined
     }
 
     /// How long a step took, as the bookkeeping SQL records it.
@@ -45,11 +45,13 @@ public struct HistoryStore {
 
     let connection: PGConnection
 
+    static let actionList = "('applied', 'rolled_back', 'failed', 'repaired', 'forced', 'baselined')"
+
     static let setupSQL = """
         CREATE SCHEMA IF NOT EXISTS migrate;
         COMMENT ON SCHEMA migrate IS 'Bookkeeping of the migrate runner: applied migrations and their event log.';
         CREATE TABLE IF NOT EXISTS migrate.history (
-            version bigint PRIMARY KEY CHECK (version > 0),
+            version bigint PRIMARY KEY CHECK (version >= 0),
             name text NOT NULL,
             up_checksum text NOT NULL,
             down_checksum text,
@@ -66,13 +68,13 @@ public struct HistoryStore {
             occurred_at timestamptz NOT NULL DEFAULT clock_timestamp(),
             version bigint NOT NULL,
             name text NOT NULL,
-            action text NOT NULL CHECK (action IN ('applied', 'rolled_back', 'failed', 'repaired', 'forced')),
+            action text NOT NULL CHECK (action IN \(Self.actionList)),
             checksum text,
             actor text NOT NULL DEFAULT current_user,
             duration interval,
             detail text
         );
-        COMMENT ON TABLE migrate.events IS 'Append-only log of every applied, rolled back, failed, repaired and forced step.';
+        COMMENT ON TABLE migrate.events IS 'Append-only log of every applied, rolled back, failed, repaired, forced and baselined step.';
         CREATE OR REPLACE FUNCTION migrate.refuse_event_change() RETURNS trigger
             LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
         BEGIN
@@ -95,21 +97,38 @@ public struct HistoryStore {
     public func ensure() throws {
         let state = try connection.scalar(
             """
-            SELECT CASE WHEN to_regclass('migrate.events') IS NULL THEN 'missing'
-                        WHEN (SELECT p.proconfig FROM pg_catalog.pg_proc p
-                              WHERE p.oid = to_regprocedure('migrate.refuse_event_change()'))
-                             @> ARRAY['search_path=pg_catalog, pg_temp'] THEN 'current'
-                        ELSE 'outdated' END
-            """)
-        switch state {
-        case "missing":
+            SELECT CASE WHEN to_regclass('migrate.events') IS NULL THEN 'missing' ELSE concat_ws(',',
+                CASE WHEN (SELECT p.proconfig FROM pg_catalog.pg_proc p
+                           WHERE p.oid = to_regprocedure('migrate.refuse_event_change()'))
+                          @> ARRAY['search_path=pg_catalog, pg_temp'] THEN NULL ELSE 'path' END,
+                CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_constraint
+                                  WHERE conrelid = pg_catalog.to_regclass('migrate.events') AND conname = 'events_action_check'
+                                    AND pg_catalog.pg_get_constraintdef(oid) LIKE '%baselined%') THEN NULL ELSE 'actions' END,
+                CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_constraint
+                                  WHERE conrelid = pg_catalog.to_regclass('migrate.history') AND conname = 'history_version_check'
+                                    AND pg_catalog.pg_get_constraintdef(oid) LIKE '%> 0)%') THEN 'version' END) END
+            """) ?? ""
+        if state == "missing" {
             try connection.execute(Self.setupSQL)
-        case "outdated":
-            // Runners before this pinned the path without pg_temp, so temporary objects came first.
-            try connection.execute("ALTER FUNCTION migrate.refuse_event_change() SET search_path = pg_catalog, pg_temp")
-        default:
-            break
+            return
         }
+        // Bookkeeping written by older runners: each part is brought up to date on its own.
+        let outdated = Set(state.split(separator: ","))
+        var upgrade: [String] = []
+        if outdated.contains("path") {
+            upgrade.append("ALTER FUNCTION migrate.refuse_event_change() SET search_path = pg_catalog, pg_temp")
+        }
+        if outdated.contains("actions") {
+            upgrade.append(
+                "ALTER TABLE migrate.events DROP CONSTRAINT IF EXISTS events_action_check, "
+                    + "ADD CONSTRAINT events_action_check CHECK (action IN \(Self.actionList))")
+        }
+        if outdated.contains("version") {
+            upgrade.append(
+                "ALTER TABLE migrate.history DROP CONSTRAINT history_version_check, "
+                    + "ADD CONSTRAINT history_version_check CHECK (version >= 0)")
+        }
+        if !upgrade.isEmpty { try connection.execute(upgrade.joined(separator: ";\n")) }
     }
 
     /// Every history row, by version.
@@ -117,7 +136,8 @@ public struct HistoryStore {
         guard try exists() else { return [] }
         let result = try connection.query(
             """
-            SELECT version, name, up_checksum, down_checksum, state, applied_at::text, applied_by,
+            SELECT version, name, up_checksum, down_checksum, state,
+                   to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), applied_by,
                    extract(epoch FROM duration) * 1000, error, failed_statement
             FROM migrate.history ORDER BY version
             """)
@@ -145,13 +165,26 @@ public struct HistoryStore {
             """
     }
 
+    /// SQL that records a migration as applied by another tool or by hand, with today's checksums.
+    func recordBaselinedSQL(_ migration: Migration, detail: String) throws -> String {
+        let values = try [
+            String(migration.version), literal(migration.name), literal(migration.up.checksum.description),
+            migration.down.map { try literal($0.checksum.description) } ?? "NULL",
+        ]
+        return """
+            INSERT INTO migrate.history (version, name, up_checksum, down_checksum, state)
+            VALUES (\(values.joined(separator: ", ")), 'applied');
+            \(try eventSQL(migration.version, migration.name, .baselined, checksum: migration.up.checksum.description, detail: detail))
+            """
+    }
+
     /// SQL that forgets a rolled-back migration; it runs inside the down file's transaction.
-    func recordRolledBackSQL(_ migration: Migration, duration: Duration, forced: Bool) throws -> String {
+    func recordRolledBackSQL(_ migration: Migration, duration: Duration, forcedBecause reason: String?) throws -> String {
         var sql = "DELETE FROM migrate.history WHERE version = \(migration.version);\n"
-        if forced {
+        if let reason {
             sql += try eventSQL(
                 migration.version, migration.name, .forced, checksum: migration.down?.checksum.description,
-                detail: "ran a down file that changed since the migration was applied") + "\n"
+                detail: reason) + "\n"
         }
         sql += try eventSQL(
             migration.version, migration.name, .rolledBack, checksum: migration.down?.checksum.description,

@@ -7,6 +7,12 @@ public enum MigrateError: Error, CustomStringConvertible, Sendable {
     case orphanDownFile(String)
     case missingDownFile(String)
     case unknownDirective(file: String, directive: String)
+    case malformedDbmateFile(file: String, line: Int, reason: String)
+    /// A file that manages its own transactions in a way that cannot run: unbalanced or nested blocks.
+    case managedTransaction(file: String, line: Int, reason: String)
+    /// Another tool's history table and no Freshet history: `baseline` adopts it.
+    case foreignHistory(tool: String, table: String, state: String)
+    case baselineRefused(String)
     case needsNoTransaction(file: String, line: Int, statement: String)
     case transactionControlInTransactionalFile(file: String, line: Int, statement: String)
     case noTransactionInSingleTransaction(file: String)
@@ -23,6 +29,18 @@ public enum MigrateError: Error, CustomStringConvertible, Sendable {
     case invalidDuration(String)
     case cluster(String)
     case several([MigrateError])
+
+    /// The errors this one stands for: itself, or each of several.
+    public var flattened: [MigrateError] {
+        if case .several(let errors) = self { return errors.flatMap(\.flattened) }
+        return [self]
+    }
+
+    /// Throws nothing for no problems, the problem for one, and `.several` for more.
+    public static func throwIfAny(_ problems: [MigrateError]) throws {
+        if problems.count == 1 { throw problems[0] }
+        if !problems.isEmpty { throw MigrateError.several(problems) }
+    }
 
     /// The process exit code this error maps to.
     public var exitCode: ExitStatus {
@@ -48,9 +66,19 @@ public enum MigrateError: Error, CustomStringConvertible, Sendable {
         case .orphanDownFile(let file):
             "\(file) has no matching .up.sql file: add the up file or remove the down file"
         case .missingDownFile(let file):
-            "\(file) is missing, so this migration cannot be rolled back: write the down file first"
+            "\(file) is missing, so this migration cannot be rolled back: write the down file, "
+                + "or pass --allow-missing-down to roll back through it as an empty step (recorded as forced)"
         case .unknownDirective(let file, let directive):
             "\(file):1: unknown directive `\(directive)`; the only directive is `\(TransactionPolicy.noTransactionDirective)`"
+        case .malformedDbmateFile(let file, let line, let reason):
+            "\(file):\(line): malformed dbmate migration: \(reason)"
+        case .managedTransaction(let file, let line, let reason):
+            "\(file):\(line): \(reason); give each BEGIN its COMMIT, with no nesting"
+        case .foreignHistory(let tool, let table, let state):
+            "this database is managed by \(tool): \(table) \(state), and Freshet has no history here. "
+                + "Run `migrate baseline` to adopt it (it records those migrations as applied), then `migrate up`"
+        case .baselineRefused(let reason):
+            "baseline refused: \(reason)"
         case .needsNoTransaction(let file, let line, let statement):
             "\(file):\(line): \(statement) cannot run inside a transaction block; "
                 + "add `\(TransactionPolicy.noTransactionDirective)` as the first line of \(file), "

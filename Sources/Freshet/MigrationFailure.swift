@@ -13,6 +13,13 @@ public struct MigrationFailure: Error, CustomStringConvertible, Sendable {
     public var rolledBack = true
     public var version: Int64?
 
+    /// Records where in the script the failure is: `local` counts lines of the script's text, the
+    /// location shown counts lines of its file.
+    public mutating func place(_ local: SourceLocation, in script: MigrationScript) {
+        lineText = local.lineText(in: script.sql)
+        location = script.fileLocation(local)
+    }
+
     /// One line for the event log: where, SQLSTATE and message.
     public var summary: String {
         let place = location.map { ":\($0)" } ?? ""

@@ -1,15 +1,23 @@
-/// The parts of a golang-migrate style file name: `<version>_<name>.<up|down>.sql`.
+/// The parts of a migration file name: golang-migrate's `<version>_<name>.<up|down>.sql`, or
+/// dbmate's `<version>_<name>.sql`, whose one file holds both directions.
 public struct MigrationFileName: Equatable, Sendable {
     public let version: Int64
     public let name: String
-    public let direction: MigrationScript.Direction
+    /// nil for a dbmate file: its `-- migrate:up` and `-- migrate:down` sections hold the directions.
+    public let direction: MigrationScript.Direction?
+
+    public init(version: Int64, name: String, direction: MigrationScript.Direction?) {
+        self.version = version
+        self.name = name
+        self.direction = direction
+    }
 
     /// Parses a file name, or explains why it is not a migration name.
     public static func parse(_ fileName: String) -> Swift.Result<MigrationFileName, MigrateError> {
         func malformed(_ why: String) -> Swift.Result<MigrationFileName, MigrateError> {
             .failure(.malformedFileName(file: fileName, reason: why))
         }
-        let direction: MigrationScript.Direction
+        let direction: MigrationScript.Direction?
         let stem: Substring
         if fileName.hasSuffix(".up.sql") {
             direction = .up
@@ -17,24 +25,28 @@ public struct MigrationFileName: Equatable, Sendable {
         } else if fileName.hasSuffix(".down.sql") {
             direction = .down
             stem = fileName.dropLast(".down.sql".count)
+        } else if fileName.hasSuffix(".sql") {
+            direction = nil
+            stem = fileName.dropLast(".sql".count)
         } else {
-            return malformed("it must end in .up.sql or .down.sql")
+            return malformed("it must end in .up.sql or .down.sql (or .sql for a dbmate file)")
         }
         let digits = stem.prefix { $0.isASCII && $0.isNumber }
         guard !digits.isEmpty else {
             return malformed("it must start with a version number, as in 0001_create_users.up.sql")
         }
-        guard let version = Int64(digits), version > 0 else {
-            return malformed("the version \(digits) must be a positive integer below 2^63")
+        // golang-migrate reads versions as unsigned integers, so version 0 is a version like any other.
+        guard let version = Int64(digits) else {
+            return malformed("the version \(digits) must be an integer below 2^63")
         }
         let rest = stem.dropFirst(digits.count)
         guard rest.first == "_", rest.count > 1 else {
             return malformed("the version must be followed by _ and a name, as in \(digits)_create_users")
         }
         let name = rest.dropFirst()
-        let allowed = name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "_-.".contains($0)) }
-        guard allowed else {
-            return malformed("the name may hold only ASCII letters, digits, _, - and .")
+        // migrate.sum separates names from hashes with a space, and names appear in one-line output.
+        guard !name.contains(where: { $0.isWhitespace || $0 == "/" || $0.unicodeScalars.contains { $0.properties.generalCategory == .control } }) else {
+            return malformed("the name may not hold spaces, control characters or /")
         }
         return .success(MigrationFileName(version: version, name: String(name), direction: direction))
     }

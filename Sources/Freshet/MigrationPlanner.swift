@@ -4,8 +4,10 @@ public enum MigrationPlanner {
     public enum DownTarget: Equatable, Sendable {
         /// Roll back this many of the newest applied migrations.
         case steps(Int)
-        /// Roll back every applied migration above this version; 0 rolls back everything.
+        /// Roll back every applied migration above this version.
         case version(Int64)
+        /// Roll back every applied migration, version 0 included.
+        case all
     }
 
     /// The migrations `up` applies, in version order: every file without a history row, up to `target`.
@@ -24,6 +26,8 @@ public enum MigrationPlanner {
             return Array(newestFirst.prefix(max(0, count)))
         case .version(let version):
             return newestFirst.filter { $0 > version }
+        case .all:
+            return newestFirst
         }
     }
 }

@@ -16,8 +16,16 @@ public struct MigrationScript: Sendable {
     /// The text after BOM removal and line-ending normalisation; this is what runs.
     public let sql: String
     public let checksum: Checksum
+    /// The file line where `sql` starts: 1, or the marker line of a dbmate section.
+    public let firstLine: Int
+    /// Whether this is a section of a dbmate file rather than a whole file.
+    public let isSection: Bool
+    private let markedNoTransaction: Bool
 
-    public init(version: Int64, name: String, direction: Direction, path: String, sql: String) {
+    public init(
+        version: Int64, name: String, direction: Direction, path: String, sql: String, firstLine: Int = 1,
+        dbmateNoTransaction: Bool? = nil
+    ) {
         self.version = version
         self.name = name
         self.direction = direction
@@ -25,10 +33,28 @@ public struct MigrationScript: Sendable {
         self.fileName = path.split(separator: "/").last.map(String.init) ?? path
         self.sql = sql
         self.checksum = Checksum(normalizedText: sql)
+        self.firstLine = firstLine
+        self.isSection = dbmateNoTransaction != nil
+        self.markedNoTransaction = dbmateNoTransaction ?? TransactionPolicy.hasNoTransactionDirective(sql)
     }
 
-    /// Whether the file opts out of the wrapping transaction with `-- migrate:no-transaction`.
-    public var isNonTransactional: Bool { TransactionPolicy.hasNoTransactionDirective(sql) }
+    /// An empty step standing in for a missing down file under `--allow-missing-down`.
+    static func missingDown(of migration: Migration) -> MigrationScript {
+        MigrationScript(
+            version: migration.version, name: migration.name, direction: .down,
+            path: migration.label + ".down.sql (missing)", sql: "")
+    }
+
+    /// Whether the file opts out of the wrapping transaction: `-- migrate:no-transaction`, or dbmate's `transaction:false`.
+    public var isNonTransactional: Bool { markedNoTransaction }
+
+    /// The name `migrate.sum` lists: the file, and for a dbmate section the direction too.
+    public var sumName: String { isSection ? "\(fileName)#\(direction.rawValue)" : fileName }
+
+    /// Turns a location inside `sql` into one inside the file.
+    public func fileLocation(_ local: SourceLocation) -> SourceLocation {
+        SourceLocation(line: local.line + firstLine - 1, column: local.column)
+    }
 }
 
 /// A migration version with its up file and, when present, its down file.
@@ -39,5 +65,8 @@ public struct Migration: Sendable {
     public let down: MigrationScript?
 
     /// `<version>_<name>`, as in the file names.
-    public var label: String { up.fileName.replacingOccurrences(of: ".up.sql", with: "") }
+    public var label: String {
+        if up.isSection { return String(up.fileName.dropLast(".sql".count)) }
+        return String(up.fileName.dropLast(".up.sql".count))
+    }
 }

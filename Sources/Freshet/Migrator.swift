@@ -13,6 +13,7 @@ public final class Migrator {
     private struct Step {
         var migration: Migration
         var script: MigrationScript
+        var plan: ExecutionPlan
         var verb: String
         var record: (HistoryStore.Duration) throws -> String
     }
@@ -41,20 +42,28 @@ public final class Migrator {
     public func up(to target: Int64? = nil) throws -> [Migration] {
         try withRunnerLock {
             let rows = try verifiedHistory()
-            let plan = MigrationPlanner.up(directory.migrations, applied: Set(rows.map(\.version)), target: target)
-            for migration in plan { try TransactionPolicy.check(migration.up) }
-            if options.singleTransaction, let file = plan.first(where: { $0.up.isNonTransactional }) {
-                throw MigrateError.noTransactionInSingleTransaction(file: file.up.fileName)
+            if rows.isEmpty, let foreign = try ForeignHistory.read(connection), foreign.recordsMigrations {
+                throw foreign.refusal
             }
+            let plan = MigrationPlanner.up(directory.migrations, applied: Set(rows.map(\.version)), target: target)
+            var problems: [MigrateError] = []
+            var steps: [Step] = []
+            for migration in plan {
+                do {
+                    steps.append(
+                        Step(migration: migration, script: migration.up, plan: try TransactionPolicy.plan(migration.up), verb: "applied") {
+                            [history] duration in try history.recordAppliedSQL(migration, duration: duration)
+                        })
+                } catch let error as MigrateError {
+                    problems += error.flattened
+                }
+            }
+            problems += singleTransactionRefusals(steps)
+            try MigrateError.throwIfAny(problems)
             guard !plan.isEmpty else {
                 let newest = rows.map(\.version).max().map { " at version \($0)" } ?? ""
                 reporter.info("nothing to apply: the database is up to date\(newest)")
                 return []
-            }
-            let steps = plan.map { migration in
-                Step(migration: migration, script: migration.up, verb: "applied") { [history] duration in
-                    try history.recordAppliedSQL(migration, duration: duration)
-                }
             }
             try run(steps, dryRunVerb: "would apply")
             return plan
@@ -69,28 +78,48 @@ public final class Migrator {
             let rowsByVersion = Dictionary(uniqueKeysWithValues: rows.map { ($0.version, $0) })
             let versions = MigrationPlanner.down(applied: rows.map(\.version), target: target)
             var steps: [Step] = []
+            var problems: [MigrateError] = []
             for version in versions {
                 guard let migration = directory.migration(version: version), let row = rowsByVersion[version] else {
-                    throw MigrateError.unknownVersion(version)
+                    problems.append(.unknownVersion(version))
+                    continue
                 }
                 guard let down = migration.down else {
-                    throw MigrateError.missingDownFile("\(migration.label).down.sql")
+                    guard options.allowMissingDown else {
+                        problems.append(.missingDownFile("\(migration.label).down.sql"))
+                        continue
+                    }
+                    let empty = MigrationScript.missingDown(of: migration)
+                    steps.append(
+                        Step(migration: migration, script: empty, plan: try TransactionPolicy.plan(empty), verb: "rolled back (no down file)") {
+                            [history] duration in
+                            try history.recordRolledBackSQL(
+                                migration, duration: duration,
+                                forcedBecause: "rolled back as an empty step: no down file (--allow-missing-down)")
+                        })
+                    continue
                 }
-                try TransactionPolicy.check(down)
                 let forced = row.downChecksum != down.checksum.description
                 if forced && !options.force {
-                    throw MigrateError.downFileChanged(
+                    problems.append(.downFileChanged(
                         file: down.fileName, recorded: row.downChecksum ?? "no down file",
-                        current: down.checksum.description)
+                        current: down.checksum.description))
                 }
-                steps.append(Step(migration: migration, script: down, verb: forced ? "rolled back (forced)" : "rolled back") {
-                    [history] duration in
-                    try history.recordRolledBackSQL(migration, duration: duration, forced: forced)
-                })
+                do {
+                    steps.append(Step(
+                        migration: migration, script: down, plan: try TransactionPolicy.plan(down),
+                        verb: forced ? "rolled back (forced)" : "rolled back"
+                    ) { [history] duration in
+                        try history.recordRolledBackSQL(
+                            migration, duration: duration,
+                            forcedBecause: forced ? "ran a down file that changed since the migration was applied" : nil)
+                    })
+                } catch let error as MigrateError {
+                    problems += error.flattened
+                }
             }
-            if options.singleTransaction, let step = steps.first(where: { $0.script.isNonTransactional }) {
-                throw MigrateError.noTransactionInSingleTransaction(file: step.script.fileName)
-            }
+            problems += singleTransactionRefusals(steps)
+            try MigrateError.throwIfAny(problems)
             if steps.isEmpty {
                 if case .version(let version) = target, let current = rows.map(\.version).max(), version > current {
                     reporter.info("the target \(version) is above the current version \(current): nothing to roll back")
@@ -150,6 +179,73 @@ public final class Migrator {
         }
     }
 
+    /// Adopts a database another tool (or a person) migrated: records migrations as applied without running them.
+    ///
+    /// - Parameter version: record every migration up to this one; nil reads golang-migrate's or dbmate's `table`.
+    @discardableResult
+    public func baseline(version: Int64?, table: String = "schema_migrations") throws -> [Migration] {
+        try withRunnerLock {
+            if !options.dryRun { try history.ensure() }
+            let rows = try history.rows()
+            guard rows.isEmpty else {
+                throw MigrateError.baselineRefused(
+                    "migrate.history already records \(rows.count) migration\(rows.count == 1 ? "" : "s"); "
+                        + "baseline adopts only a database Freshet has no history for")
+            }
+            let chosen: [Migration]
+            let source: String
+            if let version {
+                chosen = directory.migrations.filter { $0.version <= version }
+                guard !chosen.isEmpty else {
+                    throw MigrateError.baselineRefused("no migration in \(directory.path) has a version at or below \(version)")
+                }
+                source = "baseline at version \(version), given by hand"
+            } else {
+                guard let foreign = try ForeignHistory.read(connection, table: table) else {
+                    throw MigrateError.baselineRefused(
+                        "there is no \(table) table from golang-migrate or dbmate; for a database migrated by hand, "
+                            + "name the version it is at, as in `migrate baseline 42`")
+                }
+                if foreign.dirty {
+                    throw MigrateError.baselineRefused(
+                        "golang-migrate's \(foreign.table) marks version \(foreign.versions.first ?? 0) dirty: it failed halfway. "
+                            + "Finish or undo it by hand, set dirty = false, then run baseline again")
+                }
+                guard foreign.recordsMigrations else {
+                    throw MigrateError.baselineRefused("\(foreign.table) records no applied migration: run `migrate up` instead")
+                }
+                switch foreign.tool {
+                case .golangMigrate:
+                    let current = foreign.versions[0]
+                    guard directory.migration(version: current) != nil else {
+                        throw MigrateError.baselineRefused(
+                            "golang-migrate is at version \(current), which no file in \(directory.path) has: "
+                                + "point --dir at the directory that migrated this database")
+                    }
+                    chosen = directory.migrations.filter { $0.version <= current }
+                case .dbmate:
+                    let unknown = foreign.versions.filter { directory.migration(version: $0) == nil }
+                    guard unknown.isEmpty else {
+                        throw MigrateError.baselineRefused(
+                            "\(foreign.table) records versions no file in \(directory.path) has: "
+                                + unknown.map(String.init).joined(separator: ", "))
+                    }
+                    chosen = foreign.versions.compactMap { directory.migration(version: $0) }
+                }
+                source = "adopted from \(foreign.tool.rawValue)'s \(foreign.table), which \(foreign.state)"
+            }
+            if options.dryRun {
+                for migration in chosen { reporter.step("would baseline", migration.label) }
+                return chosen
+            }
+            // One query string: every row commits together or none does.
+            try connection.execute(try chosen.map { try history.recordBaselinedSQL($0, detail: source) }.joined(separator: "\n"))
+            for migration in chosen { reporter.step("baselined", migration.label) }
+            reporter.info("recorded \(chosen.count) migration\(chosen.count == 1 ? "" : "s") as applied (\(source)); nothing ran")
+            return chosen
+        }
+    }
+
     /// Every migration's state, read without taking the runner lock.
     public func status() throws -> [MigrationStatus] {
         MigrationStatus.merge(directory: directory, rows: try history.rows())
@@ -162,6 +258,11 @@ public final class Migrator {
         let problems = earlier
             + HistoryDrift(directory: directory, rows: rows).verificationProblems(allowOutOfOrder: options.allowOutOfOrder)
         if !problems.isEmpty { throw MigrateError.verificationFailed(problems) }
+    }
+
+    private func singleTransactionRefusals(_ steps: [Step]) -> [MigrateError] {
+        guard options.singleTransaction else { return [] }
+        return steps.filter { !$0.plan.runsInTransaction }.map { .noTransactionInSingleTransaction(file: $0.script.fileName) }
     }
 
     // MARK: - Locking and verification
@@ -236,17 +337,21 @@ public final class Migrator {
     private func run(_ steps: [Step], dryRunVerb: String) throws {
         if options.dryRun {
             for step in steps {
-                let mode = step.script.isNonTransactional ? " (no transaction)" : ""
+                let mode = step.plan.runsInTransaction ? "" : " (no transaction)"
                 reporter.step(dryRunVerb, step.script.fileName + mode)
+                if let explanation = step.plan.explanation { reporter.info("  \(explanation)") }
             }
             return
+        }
+        for step in steps {
+            if let explanation = step.plan.explanation { reporter.info("\(step.script.fileName): \(explanation)") }
         }
         if options.singleTransaction {
             try runInTransaction(steps)
             return
         }
         for step in steps {
-            if step.script.isNonTransactional {
+            if !step.plan.runsInTransaction {
                 try runStatementByStatement(step)
             } else {
                 try runInTransaction([step])
@@ -293,17 +398,21 @@ public final class Migrator {
             defer { currentFile = "migrate" }
             let started = ContinuousClock.now
             // The newline ends a trailing line comment; the semicolon ends a last statement without one.
-            let query = step.script.sql + "\n;\n" + (try step.record(.sinceQueryStart))
+            let sql = explicit ? step.plan.sqlInsideRunnerTransaction : step.plan.sql
+            let query = sql + "\n;\n" + (try step.record(.sinceQueryStart))
             do {
                 try connection.execute(query)
+                // A file's own BEGIN turned the query into a transaction block that its blanked COMMIT left open.
+                if !explicit && connection.isInTransaction { try connection.execute("COMMIT") }
             } catch let error as PostgresError {
-                if explicit { rollback() }
+                try refuseLostConnection(error, during: step.script.fileName)
+                if explicit || connection.isInTransaction { rollback() }
                 // Past the file and the separator lies the bookkeeping SQL: its errors are the runner's own.
                 if let position = error.position, position > step.script.sql.unicodeScalars.count + 3 {
                     throw error
                 }
                 if error.isLockTimeout { throw LockTimedOut(step: step, error: error) }
-                let failure = locate(error, in: step, replaying: steps[..<index].map(\.script))
+                let failure = locate(error, in: step, replaying: steps[..<index].map(\.plan.sqlInsideRunnerTransaction))
                 try recordFailure(failure, step: step)
                 throw MigrateError.migrationFailed(failure)
             } catch {
@@ -324,43 +433,71 @@ public final class Migrator {
     }
 
     /// Runs a no-transaction file one statement at a time, keeping a `running` row until it finishes.
+    /// A file that opens its own transactions has each block retried from its BEGIN after a lock timeout.
     private func runStatementByStatement(_ step: Step) throws {
-        let statements = SQLStatementSplitter.split(step.script.sql)
+        let statements = SQLStatementSplitter.split(step.plan.sql)
         if step.script.direction == .up { try history.markRunning(step.migration) }
         currentFile = step.script.fileName
         defer { currentFile = "migrate" }
         let started = ContinuousClock.now
-        for (index, statement) in statements.enumerated() {
-            var attempt = 0
-            while true {
-                do {
-                    try connection.execute(statement.text)
-                    break
-                } catch let error as PostgresError {
-                    attempt += 1
-                    if error.isLockTimeout && attempt <= options.lockRetries {
-                        usleep(useconds_t(options.retryBackoff * pow(2, Double(attempt - 1)) * 1_000_000))
-                        continue
-                    }
-                    var failure = MigrationFailure(
-                        file: step.script.fileName, statementIndex: index + 1, statementCount: statements.count,
-                        error: error)
-                    failure.location = Self.location(of: error.position, in: statement, script: step.script)
-                    failure.lineText = failure.location.map { $0.lineText(in: step.script.sql) }
-                    failure.rolledBack = index == 0
-                    failure.version = step.migration.version
-                    if error.isLockTimeout { failure.note = try blockingSessions(after: attempt) }
-                    try history.markFailed(version: step.migration.version, error: error.description, statement: index + 1)
-                    try history.recordEvent(
-                        step.migration.version, step.migration.name, .failed, checksum: step.script.checksum.description,
-                        detail: failure.summary)
-                    throw MigrateError.migrationFailed(failure)
+        var index = 0
+        var openBlock: Int?
+        var keptSomething = false
+        var attempt = 0
+        while index < statements.count {
+            let statement = statements[index]
+            do {
+                try connection.execute(statement.text)
+                switch TransactionPolicy.transactionControl(statement.keywords) {
+                case "BEGIN", "START TRANSACTION": openBlock = index
+                case "COMMIT", "END", "ROLLBACK", "ABORT": openBlock = nil; keptSomething = true
+                default: if openBlock == nil { keptSomething = true }
                 }
+                index += 1
+                attempt = 0
+            } catch let error as PostgresError {
+                try refuseLostConnection(error, during: step.script.fileName)
+                attempt += 1
+                if error.isLockTimeout && attempt <= options.lockRetries {
+                    if let begin = openBlock {
+                        rollback()
+                        index = begin
+                        openBlock = nil
+                    }
+                    usleep(useconds_t(options.retryBackoff * pow(2, Double(attempt - 1)) * 1_000_000))
+                    continue
+                }
+                if connection.isInTransaction { rollback() }
+                var failure = MigrationFailure(
+                    file: step.script.fileName, statementIndex: index + 1, statementCount: statements.count,
+                    error: error)
+                failure.place(Self.location(of: error.position, in: statement, text: step.plan.sql), in: step.script)
+                failure.rolledBack = !keptSomething
+                failure.version = step.migration.version
+                if let begin = openBlock {
+                    let line = step.script.fileLocation(SourceLocation(utf8Offset: statements[begin].utf8Offset, in: step.plan.sql)).line
+                    failure.note = "The transaction the file opened at line \(line) was rolled back."
+                }
+                if error.isLockTimeout { failure.note = try blockingSessions(after: attempt) }
+                try history.markFailed(version: step.migration.version, error: error.description, statement: index + 1)
+                try history.recordEvent(
+                    step.migration.version, step.migration.name, .failed, checksum: step.script.checksum.description,
+                    detail: failure.summary)
+                throw MigrateError.migrationFailed(failure)
             }
         }
         let milliseconds = Self.milliseconds(since: started)
         try connection.execute(try step.record(.milliseconds(milliseconds)))
         reporter.step(step.verb, step.migration.label, milliseconds: milliseconds)
+    }
+
+    /// A server that went away cannot take the failure's bookkeeping: report its own message instead of
+    /// the next statement's "no connection".
+    private func refuseLostConnection(_ error: PostgresError, during file: String) throws {
+        guard !connection.isHealthy else { return }
+        throw ConnectionError(
+            message: "\(error.severity) \(error.sqlState): \(error.message)", target: "\(connection.target)", lost: true,
+            during: file)
     }
 
     private func rollback() {
@@ -377,22 +514,19 @@ public final class Migrator {
 
     /// Finds the failing line: from the server's position, or by replaying the file statement by
     /// statement in a transaction that is always rolled back.
-    private func locate(_ error: PostgresError, in step: Step, replaying earlier: [MigrationScript]) -> MigrationFailure {
+    private func locate(_ error: PostgresError, in step: Step, replaying earlier: [String]) -> MigrationFailure {
         var failure = MigrationFailure(file: step.script.fileName, error: error)
         failure.version = step.migration.version
         if let position = error.position {
             // A statement left open at the end of the file fails at the separator after it.
             let end = step.script.sql.unicodeScalars.count
-            let location = SourceLocation(characterPosition: min(position, end), in: step.script.sql)
-            failure.location = location
-            failure.lineText = location.lineText(in: step.script.sql)
+            failure.place(SourceLocation(characterPosition: min(position, end), in: step.script.sql), in: step.script)
             return failure
         }
-        let statements = SQLStatementSplitter.split(step.script.sql)
+        let statements = SQLStatementSplitter.split(step.plan.sqlInsideRunnerTransaction)
         guard statements.count > 1, !error.isLockTimeout else {
             if let first = statements.first {
-                failure.location = SourceLocation(utf8Offset: first.utf8Offset, in: step.script.sql)
-                failure.lineText = failure.location?.lineText(in: step.script.sql)
+                failure.place(SourceLocation(utf8Offset: first.utf8Offset, in: step.plan.sqlInsideRunnerTransaction), in: step.script)
             }
             return failure
         }
@@ -400,15 +534,16 @@ public final class Migrator {
         defer { rollback() }
         do {
             try connection.execute("BEGIN")
-            for script in earlier { try connection.execute(script.sql) }
+            for sql in earlier { try connection.execute(sql) }
             for (index, statement) in statements.enumerated() {
                 do {
                     try connection.execute(statement.text)
                 } catch let replayed as PostgresError {
                     failure.statementIndex = index + 1
                     failure.statementCount = statements.count
-                    failure.location = Self.location(of: replayed.position, in: statement, script: step.script)
-                    failure.lineText = failure.location.map { $0.lineText(in: step.script.sql) }
+                    failure.place(
+                        Self.location(of: replayed.position, in: statement, text: step.plan.sqlInsideRunnerTransaction),
+                        in: step.script)
                     return failure
                 }
             }
@@ -450,8 +585,9 @@ public final class Migrator {
             + "\n  End those transactions (pg_terminate_backend(pid)) or retry when they finish; --lock-timeout raises the wait."
     }
 
-    static func location(of position: Int?, in statement: SQLStatement, script: MigrationScript) -> SourceLocation {
-        let start = SourceLocation(utf8Offset: statement.utf8Offset, in: script.sql)
+    /// The location inside `text` (the script's text as split) of a server position within one statement.
+    static func location(of position: Int?, in statement: SQLStatement, text: String) -> SourceLocation {
+        let start = SourceLocation(utf8Offset: statement.utf8Offset, in: text)
         guard let position else { return start }
         let inner = SourceLocation(characterPosition: position, in: statement.text)
         return inner.line == 1

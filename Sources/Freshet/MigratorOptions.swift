@@ -13,6 +13,8 @@ public struct MigratorOptions: Sendable {
     public var singleTransaction = false
     /// Run down files that changed since their migration was applied.
     public var force = false
+    /// Roll back through a migration without a down file as an empty step, recording it as forced.
+    public var allowMissingDown = false
 
     public init() {}
 }

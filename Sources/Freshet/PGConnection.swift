@@ -60,6 +60,12 @@ public final class PGConnection {
     /// Whether the server still answers on this connection.
     public var isHealthy: Bool { PQstatus(handle) == CONNECTION_OK }
 
+    /// Whether a transaction block is open (or failed and awaiting ROLLBACK) on this connection.
+    public var isInTransaction: Bool {
+        let status = PQtransactionStatus(handle)
+        return status == PQTRANS_INTRANS || status == PQTRANS_INERROR
+    }
+
     /// Runs one or more statements with the simple query protocol and returns every result.
     ///
     /// The whole text travels in one message, so a multi-statement script costs one round trip.
@@ -120,7 +126,7 @@ public final class PGConnection {
     fileprivate func connectionFailure() -> ConnectionError {
         ConnectionError(
             message: String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines),
-            target: target.description)
+            target: target.description, lost: true)
     }
 
     private static func read(_ result: OpaquePointer) -> Result {

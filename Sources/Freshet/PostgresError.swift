@@ -67,9 +67,28 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable {
 public struct ConnectionError: Error, CustomStringConvertible, Sendable {
     public var message: String
     public var target: String
+    /// The connection was up and went away: the server stopped, restarted or ended the backend.
+    public var lost = false
+    /// What the runner was doing when it went away, such as the file it was running.
+    public var during: String?
+
+    public init(message: String, target: String, lost: Bool = false, during: String? = nil) {
+        self.message = message
+        self.target = target
+        self.lost = lost
+        self.during = during
+    }
 
     public var description: String {
-        "cannot connect to \(target): \(message)\n"
-            + "Check --url, DATABASE_URL or the PG* variables, or run `migrate wait` until the server is up."
+        guard lost else {
+            return "cannot connect to \(target): \(message)\n"
+                + "Check --url, DATABASE_URL or the PG* variables, or run `migrate wait` until the server is up."
+        }
+        // libpq's message runs over several tab-indented lines; one line reads better.
+        let oneLine = message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+            .joined(separator: " ")
+        return "lost the connection to \(target)\(during.map { " while running \($0)" } ?? ""): \(oneLine)\n"
+            + "The server rolled back the transaction that was open; a no-transaction file may have stopped partway "
+            + "(`migrate status` shows it as running). Run the command again once the server is back (`migrate wait`)."
     }
 }

@@ -85,7 +85,7 @@ public struct SQLTestRunner {
         let migrator = Migrator(
             connection: connection, directory: directory, reporter: Reporter(verbosity: .quiet) { _ in },
             options: MigratorOptions())
-        if up { try migrator.up() } else { try migrator.down(.version(0)) }
+        if up { try migrator.up() } else { try migrator.down(.all) }
     }
 
     /// Runs one pgTAP file and counts its `ok` and `not ok` lines against its plan.

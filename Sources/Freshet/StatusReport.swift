@@ -26,9 +26,35 @@ public enum StatusReport {
         return lines.joined(separator: "\n")
     }
 
-    public static func json(_ entries: [MigrationStatus]) throws -> String {
+    /// The JSON document `status --json` prints.
+    public struct Document: Codable, Equatable, Sendable {
+        public struct Summary: Codable, Equatable, Sendable {
+            /// How many migrations are in each state, states with none left out.
+            public var counts: [String: Int]
+            /// The newest applied version, or nil on an empty database.
+            public var currentVersion: Int64?
+            /// The newest version in the directory.
+            public var latestVersion: Int64?
+            /// Whether `status --exit-code` exits 3.
+            public var needsAttention: Bool
+        }
+
+        /// The database, as `target:` prints it, without secrets.
+        public var target: String
+        public var summary: Summary
+        public var migrations: [MigrationStatus]
+    }
+
+    public static func json(_ entries: [MigrationStatus], target: String) throws -> String {
+        let counts = Dictionary(grouping: entries, by: \.state.rawValue).mapValues(\.count)
+        let summary = Document.Summary(
+            counts: counts,
+            currentVersion: entries.filter { $0.state != .pending }.map(\.version).max(),
+            latestVersion: entries.filter { $0.state != .missing }.map(\.version).max(),
+            needsAttention: entries.contains(where: \.needsAttention))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return String(decoding: try encoder.encode(entries), as: UTF8.self)
+        let document = Document(target: target, summary: summary, migrations: entries)
+        return String(decoding: try encoder.encode(document), as: UTF8.self)
     }
 }

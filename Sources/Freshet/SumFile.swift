@@ -23,8 +23,8 @@ public struct SumFile: Equatable, Sendable {
         var entries: [Entry] = []
         entries.reserveCapacity(scripts.count)
         for script in scripts {
-            previous = Checksum.hexDigest(Data("\(previous)\n\(script.fileName)\n\(script.checksum.hex)".utf8))
-            entries.append(Entry(fileName: script.fileName, chainedHash: "\(Checksum.algorithm):\(previous)"))
+            previous = Checksum.hexDigest(Data("\(previous)\n\(script.sumName)\n\(script.checksum.hex)".utf8))
+            entries.append(Entry(fileName: script.sumName, chainedHash: "\(Checksum.algorithm):\(previous)"))
         }
         self.entries = entries
         total = "\(Checksum.algorithm):\(previous.isEmpty ? Checksum.hexDigest(Data()) : previous)"

@@ -20,7 +20,7 @@ struct Status: ParsableCommand {
         let migrator = Migrator(
             connection: connection, directory: directory, reporter: global.reporter, options: MigratorOptions())
         let entries = try migrator.status()
-        print(json ? try StatusReport.json(entries) : StatusReport.table(entries))
+        print(json ? try StatusReport.json(entries, target: "\(connection.target)") : StatusReport.table(entries))
         if exitCode && entries.contains(where: \.needsAttention) {
             throw ExitCode(ExitStatus.verificationFailure.rawValue)
         }

@@ -42,8 +42,14 @@ import FreshetTestSupport
         #expect(clean.status == 0, "\(clean.output)")
         try fixture.remove("1_a")
         let json = try MigrateBinary.run(["status", "--json", "--dir", fixture.path, "--url", database.url])
-        let entries = try JSONDecoder().decode([MigrationStatus].self, from: Data(json.output.utf8))
-        #expect(entries.map(\.state) == [.missing, .applied])
+        let document = try JSONDecoder().decode(StatusReport.Document.self, from: Data(json.output.utf8))
+        #expect(document.migrations.map(\.state) == [.missing, .applied])
+        #expect(document.target == "host=\(database.cluster.rootDirectory) port=5432 database=\(database.name) user=postgres")
+        #expect(document.summary.counts == ["missing": 1, "applied": 1])
+        #expect(document.summary.currentVersion == 2 && document.summary.latestVersion == 2)
+        #expect(document.summary.needsAttention)
+        let appliedAt = try #require(document.migrations.last?.appliedAt)
+        #expect(ISO8601DateFormatter.withFractionalSeconds.date(from: appliedAt) != nil, "\(appliedAt) is not ISO 8601")
     }
 
     @Test func usageErrorsExitTwo() throws {
@@ -139,6 +145,14 @@ import FreshetTestSupport
     }
 }
 
+extension ISO8601DateFormatter {
+    static var withFractionalSeconds: ISO8601DateFormatter {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter
+    }
+}
+
 /// A connection that fails is an exit code 1 and libpq's message, never a crash.
 @Suite struct ConnectionFailureTests {
     @Test(arguments: [
@@ -158,6 +172,59 @@ import FreshetTestSupport
         let outcome = try MigrateBinary.run(["up", "--url", cluster.conninfo(database: "freshet_no_such_database")])
         #expect(outcome.status == 1, "\(outcome.output)")
         #expect(outcome.output.contains("database \"freshet_no_such_database\" does not exist"), "\(outcome.output)")
+    }
+}
+
+extension ConnectionFailureTests {
+    @Test func aWrongPasswordExitsOneWithTheServersMessage() throws {
+        let cluster = try TestCluster.shared()
+        let admin = try cluster.connect(database: "postgres")
+        let hba = try #require(try admin.scalar("SHOW hba_file"))
+        let rules = try String(contentsOfFile: hba, encoding: .utf8)
+        if !rules.hasPrefix("local all freshet_password_user") {
+            // First match wins: this one role must show a password over the socket; everyone else stays trusted.
+            try ("local all freshet_password_user scram-sha-256\n" + rules).write(toFile: hba, atomically: false, encoding: .utf8)
+            try admin.execute("SELECT pg_reload_conf()")
+        }
+        try admin.execute("""
+            DO $$ BEGIN CREATE ROLE freshet_password_user LOGIN PASSWORD 'right'; EXCEPTION WHEN duplicate_object THEN NULL; END $$
+            """)
+        let url = "postgres://freshet_password_user:wrong@/postgres?host=\(cluster.rootDirectory)"
+        let outcome = try MigrateBinary.run(["status", "--url", url])
+        #expect(outcome.status == 1, "\(outcome.output)")
+        #expect(outcome.output.contains("password authentication failed for user \"freshet_password_user\""), "\(outcome.output)")
+        #expect(!outcome.output.contains("wrong"), "the password is not printed")
+        let right = try MigrateBinary.run(["status", "--url", url.replacingOccurrences(of: ":wrong@", with: ":right@")])
+        #expect(right.status == 0, "the right password works: \(right.output)")
+    }
+
+    @Test func aServerThatShutsDownMidRunEndsTheRunWithExitOneAndTheNextRunFinishesIt() throws {
+        let cluster = try PostgresCluster.disposable()
+        defer { cluster.stop() }
+        let fixture = try MigrationFixture(["1_slow": "CREATE TABLE slow (id int);\nSELECT pg_sleep(30);"])
+        let url = cluster.url(database: "freshet")
+        let runner = try MigrateBinary.start(["up", "--dir", fixture.path, "--url", url])
+        let admin = try cluster.connect(database: "freshet")
+        #expect(try eventually(timeout: 20) {
+            try admin.scalar("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND application_name = 'migrate'") == "1"
+        })
+        try ProcessRunner.check(
+            cluster.installation.program("pg_ctl"), ["-D", cluster.dataDirectory, "-m", "fast", "-w", "stop"], asServerUser: true)
+        let outcome = runner.wait()
+        #expect(outcome.status == 1, "\(outcome.output)")
+        #expect(outcome.output.contains("terminating connection due to administrator command"), "\(outcome.output)")
+        #expect(outcome.output.contains("lost the connection to host=\(cluster.rootDirectory)"), "\(outcome.output)")
+        #expect(outcome.output.contains("while running 1_slow.up.sql"), "\(outcome.output)")
+        #expect(!outcome.output.contains("Fatal error") && !outcome.output.contains("Sanitizer"), "\(outcome.output)")
+
+        try ProcessRunner.check(
+            cluster.installation.program("pg_ctl"), ["-D", cluster.dataDirectory, "-l", cluster.logFile, "-w", "start"],
+            asServerUser: true)
+        let fast = try MigrationFixture(["1_slow": "CREATE TABLE slow (id int);"])
+        let rerun = try MigrateBinary.run(["up", "--dir", fast.path, "--url", url])
+        #expect(rerun.status == 0, "nothing of the interrupted run was kept, so the next run applies it: \(rerun.output)")
+        let check = try cluster.connect(database: "freshet")
+        #expect(try check.scalar("SELECT count(*) FROM migrate.history WHERE state = 'applied'") == "1")
     }
 }
 

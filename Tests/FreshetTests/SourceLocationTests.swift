@@ -19,7 +19,7 @@ import Testing
     @Test func mapsPositionsInsideAStatement() {
         let script = MigrationScript(version: 1, name: "x", direction: .up, path: "/x", sql: "SELECT 1;\n  SELECT\n bad;")
         let statement = SQLStatementSplitter.split(script.sql)[1]
-        #expect(Migrator.location(of: 3, in: statement, script: script) == SourceLocation(line: 2, column: 5))
-        #expect(Migrator.location(of: 9, in: statement, script: script) == SourceLocation(line: 3, column: 2))
+        #expect(Migrator.location(of: 3, in: statement, text: script.sql) == SourceLocation(line: 2, column: 5))
+        #expect(Migrator.location(of: 9, in: statement, text: script.sql) == SourceLocation(line: 3, column: 2))
     }
 }

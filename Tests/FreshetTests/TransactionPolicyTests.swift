@@ -46,9 +46,31 @@ import Testing
         try TransactionPolicy.check(script("-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (a);"))
     }
 
-    @Test func refusesTransactionControlInATransactionalFile() {
-        #expect(throws: MigrateError.self) { try TransactionPolicy.check(script("BEGIN;\nSELECT 1;\nCOMMIT;")) }
+    @Test func refusesTransactionControlThatCannotBalance() {
         #expect(throws: MigrateError.self) { try TransactionPolicy.check(script("SELECT 1;\nROLLBACK;")) }
+        #expect(throws: MigrateError.self) { try TransactionPolicy.check(script("BEGIN;\nSELECT 1;")) }
+        #expect(throws: MigrateError.self) { try TransactionPolicy.check(script("PREPARE TRANSACTION 'x';")) }
+        #expect(throws: MigrateError.self) { try TransactionPolicy.check(script("BEGIN;\nVACUUM;\nCOMMIT;")) }
+    }
+
+    @Test func aSingleWrapperBecomesTheMigrationsTransactionKeepingPositions() throws {
+        let plan = try TransactionPolicy.plan(script("-- wrapped\nbegin transaction;\nSELECT 'é';\nEND;\n"))
+        #expect(plan.mode == .ownWrapper(beginLine: 2, commitLine: 4))
+        #expect(plan.sql == "-- wrapped\nbegin transaction;\nSELECT 'é';\n   ;\n")
+        #expect(plan.sqlInsideRunnerTransaction == "-- wrapped\n                 ;\nSELECT 'é';\n   ;\n")
+        #expect(plan.sql.unicodeScalars.count == "-- wrapped\nbegin transaction;\nSELECT 'é';\nEND;\n".unicodeScalars.count)
+    }
+
+    @Test func severalBlocksOrStatementsOutsideRunStatementByStatement() throws {
+        #expect(try TransactionPolicy.plan(script("BEGIN; SELECT 1; COMMIT; BEGIN; SELECT 2; COMMIT;")).mode
+            == .noTransaction(.ownTransactions(blocks: 2, outside: 0)))
+        #expect(try TransactionPolicy.plan(script("SELECT 0; BEGIN; SELECT 1; COMMIT;")).mode
+            == .noTransaction(.ownTransactions(blocks: 1, outside: 1)))
+        #expect(try TransactionPolicy.plan(script("BEGIN; SELECT 1; ROLLBACK;")).mode
+            == .noTransaction(.ownTransactions(blocks: 1, outside: 0)))
+        #expect(try TransactionPolicy.plan(script("DROP INDEX CONCURRENTLY a; DROP INDEX CONCURRENTLY b;")).mode
+            == .noTransaction(.onlyNonTransactional("DROP INDEX CONCURRENTLY")))
+        #expect(try TransactionPolicy.plan(script("SELECT 1;")).mode == .transaction)
     }
 
     @Test func allowsLookalikes() throws {
