@@ -13,7 +13,7 @@ done
 
 apply_psql() { fresh_db b_apply; elapsed_ms "$PSQL" -X -q -v ON_ERROR_STOP=1 "$(conninfo b_apply)" -f "$work/psql-all.sql"; }
 apply_migrate() { fresh_db b_apply; elapsed_ms "$MIGRATE" up --quiet --dir "$ours" --url "$(conninfo b_apply)"; }
-apply_dbmate() { fresh_db b_apply; elapsed_ms dbmate --url "$(dbmate_url b_apply)" --migrations-dir "$theirs" --no-dump-schema up; }
+apply_dbmate() { fresh_db b_apply; elapsed_ms "$DBMATE" --url "$(dbmate_url b_apply)" --migrations-dir "$theirs" --no-dump-schema up; }
 
 echo "applying $MIGRATIONS trivial migrations, $RUNS interleaved runs each..."
 # Interleaved, so drift in the machine or the cluster weighs on every tool alike.
@@ -28,10 +28,10 @@ dbmate_ms=$(times_of dbmate | median)
 
 echo "status with $MIGRATIONS applied and nothing pending..."
 fresh_db b_status_ours; "$MIGRATE" up --quiet --dir "$ours" --url "$(conninfo b_status_ours)"
-fresh_db b_status_dbmate; dbmate --url "$(dbmate_url b_status_dbmate)" --migrations-dir "$theirs" --no-dump-schema up >/dev/null
+fresh_db b_status_dbmate; "$DBMATE" --url "$(dbmate_url b_status_dbmate)" --migrations-dir "$theirs" --no-dump-schema up >/dev/null
 hyperfine --style none --warmup 3 --runs 30 --export-json "$work/status.json" \
   -n migrate "$MIGRATE status --dir $ours --url '$(conninfo b_status_ours)'" \
-  -n dbmate "dbmate --url '$(dbmate_url b_status_dbmate)' --migrations-dir $theirs status" >/dev/null
+  -n dbmate "$DBMATE --url '$(dbmate_url b_status_dbmate)' --migrations-dir $theirs status" >/dev/null
 read -r status_ours status_dbmate < <(python3 -c '
 import json,sys
 r={x["command"]: x["median"] * 1000 for x in json.load(open(sys.argv[1]))["results"]}

@@ -16,9 +16,14 @@ fi
 python3 -c 'import psycopg' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check "psycopg[binary]==3.*"
 PGBENCH=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)/pgbench
 
-echo "building migrate (release)..."
-swift build -c release --product migrate >/dev/null
-MIGRATE=$(swift build -c release --show-bin-path)/migrate
+# The pip package's dbmate is the Go binary itself; call it by path, because a pyenv shim in front
+# of it adds tens of milliseconds to every run and would handicap the baseline.
+DBMATE="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/dbmate"
+[[ -x $DBMATE ]] || DBMATE=$(command -v dbmate)
+
+echo "building migrate (release, Swift runtime linked statically, as it would be shipped)..."
+swift build -c release --product migrate --static-swift-stdlib >/dev/null
+MIGRATE=$(swift build -c release --static-swift-stdlib --show-bin-path)/migrate
 PSQL=$(command -v psql)
 
 work=$(mktemp -d /tmp/freshet-bench-XXXXXX)

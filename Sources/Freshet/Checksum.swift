@@ -27,10 +27,16 @@ public struct Checksum: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { "\(Self.algorithm):\(hex)" }
 
-    /// Decodes file bytes as UTF-8 without a BOM and with LF line endings only.
+    /// Decodes file data as UTF-8 without a BOM and with LF line endings only.
     public static func normalize(_ bytes: Data) -> String {
+        normalize([UInt8](bytes))
+    }
+
+    /// Decodes file bytes as UTF-8 without a BOM and with LF line endings only.
+    public static func normalize(_ bytes: [UInt8]) -> String {
         var body = bytes[...]
         if body.starts(with: [0xEF, 0xBB, 0xBF]) { body = body.dropFirst(3) }
+        guard body.contains(0x0D) else { return String(decoding: body, as: UTF8.self) }
         var output = [UInt8]()
         output.reserveCapacity(body.count)
         var previousWasCR = false

@@ -45,7 +45,8 @@ public struct MigrationFileName: Equatable, Sendable {
         }
         let name = rest.dropFirst()
         // migrate.sum separates names from hashes with a space, and names appear in one-line output.
-        guard !name.contains(where: { $0.isWhitespace || $0 == "/" || $0.unicodeScalars.contains { $0.properties.generalCategory == .control } }) else {
+        let plainASCII = name.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "/") }
+        guard plainASCII || !name.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0 == "/" || $0.properties.generalCategory == .control }) else {
             return malformed("the name may not hold spaces, control characters or /")
         }
         return .success(MigrationFileName(version: version, name: String(name), direction: direction))

@@ -3,6 +3,7 @@ import Freshet
 
 struct Baseline: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "baseline",
         abstract: "Adopt a database another tool or a person migrated: record its migrations as applied.",
         discussion: """
             Without VERSION, reads golang-migrate's schema_migrations (version, dirty) or dbmate's \

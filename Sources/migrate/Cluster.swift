@@ -3,11 +3,13 @@ import Freshet
 
 struct Cluster: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "cluster",
         abstract: "Start or stop the persistent development cluster.",
         subcommands: [Start.self, Stop.self])
 
     struct Start: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "start",
             abstract: "Create and start the cluster if needed; print its connection URL.")
 
         @Option(help: "The cluster's directory.")
@@ -23,7 +25,7 @@ struct Cluster: ParsableCommand {
     }
 
     struct Stop: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Stop the cluster, keeping its data.")
+        static let configuration = CommandConfiguration(commandName: "stop", abstract: "Stop the cluster, keeping its data.")
 
         @Option(help: "The cluster's directory.")
         var path = ".pgdata"

@@ -3,6 +3,7 @@ import Freshet
 
 struct Down: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "down",
         abstract: "Roll back migrations, one step unless told otherwise.")
 
     @OptionGroup var global: GlobalOptions

@@ -6,6 +6,7 @@ import Freshet
 @main
 struct Migrate: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "migrate",
         abstract: "Apply, roll back and verify versioned PostgreSQL migrations.",
         discussion: """
             Exit codes: 0 success, 1 error, 2 usage, 3 verification failure \

@@ -3,6 +3,7 @@ import Freshet
 
 struct New: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "new",
         abstract: "Create the up and down files of a new migration and update migrate.sum.")
 
     @OptionGroup var global: GlobalOptions

@@ -3,6 +3,7 @@ import Freshet
 
 struct Repair: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "repair",
         abstract: "Clear a failed or interrupted migration, or accept a changed or missing file.",
         discussion: """
             A failed or running no-transaction migration is cleared so the next `up` runs it again, \

@@ -4,6 +4,7 @@ import Freshet
 
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "status",
         abstract: "Show applied, pending, changed, missing and failed migrations.")
 
     @OptionGroup var global: GlobalOptions

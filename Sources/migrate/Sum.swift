@@ -2,7 +2,7 @@ import ArgumentParser
 import Freshet
 
 struct Sum: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Write migrate.sum for the migrations directory.")
+    static let configuration = CommandConfiguration(commandName: "sum", abstract: "Write migrate.sum for the migrations directory.")
 
     @OptionGroup var global: GlobalOptions
 

@@ -4,6 +4,7 @@ import Freshet
 
 struct Test: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "test",
         abstract: "Run the SQL tests in fresh migrated databases, then check the down-and-up round trip.",
         discussion: "Without --url it starts a disposable cluster and removes it afterwards.")
 

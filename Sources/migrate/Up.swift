@@ -2,7 +2,7 @@ import ArgumentParser
 import Freshet
 
 struct Up: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Apply pending migrations.")
+    static let configuration = CommandConfiguration(commandName: "up", abstract: "Apply pending migrations.")
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var runOptions: RunOptions

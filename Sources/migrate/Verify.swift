@@ -3,6 +3,7 @@ import Freshet
 
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "verify",
         abstract: "Check files against migrate.sum and, unless --offline, against the database's history.")
 
     @OptionGroup var global: GlobalOptions

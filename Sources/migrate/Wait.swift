@@ -2,7 +2,7 @@ import ArgumentParser
 import Freshet
 
 struct Wait: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Wait until the database accepts connections.")
+    static let configuration = CommandConfiguration(commandName: "wait", abstract: "Wait until the database accepts connections.")
 
     @OptionGroup var global: GlobalOptions
 
