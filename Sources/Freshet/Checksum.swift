@@ -18,6 +18,11 @@ public struct Checksum: Hashable, Sendable, CustomStringConvertible {
         self.init(normalizedText: Self.normalize(rawBytes))
     }
 
+    /// A digest already in hex, as the checksum cache keeps it.
+    init(hex: String) {
+        self.hex = hex
+    }
+
     /// Parses a stored `sha256:<hex>` value.
     public init?(stored: String) {
         let parts = stored.split(separator: ":", maxSplits: 1)

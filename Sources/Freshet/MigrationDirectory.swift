@@ -4,6 +4,8 @@ import Foundation
 public struct MigrationDirectory: Sendable {
     public let path: String
     public let migrations: [Migration]
+    /// False for a checksums-only listing, whose scripts carry no text and must not run.
+    public let hasText: Bool
     private let byVersion: [Int64: Migration]
 
     /// The sum file that records the directory's chained hash.
@@ -11,8 +13,12 @@ public struct MigrationDirectory: Sendable {
 
     /// Reads every `*.sql` file in `path` (golang-migrate pairs and dbmate files), refusing malformed names,
     /// duplicate versions and orphan down files, all at once.
-    public init(path: String) throws {
+    ///
+    /// - Parameter checksumsOnly: for `status`: take checksums of unchanged files from the
+    ///   ``ChecksumCache`` instead of reading them, and keep no text.
+    public init(path: String, checksumsOnly: Bool = false) throws {
         self.path = path
+        hasText = !checksumsOnly
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw MigrateError.missingDirectory(path)
@@ -29,8 +35,26 @@ public struct MigrationDirectory: Sendable {
             }
         }
         let directoryPath = path.hasSuffix("/") ? path : path + "/"
-        let loaded = Self.concurrentMap(files) { file in Self.load(directoryPath + file.name, file.name, file.parsed) }
-        for (file, outcome) in zip(files, loaded) {
+        let cache = checksumsOnly ? ChecksumCache(directory: path) : nil
+        let loaded = Self.concurrentMap(files) { file -> (Swift.Result<[MigrationScript], MigrateError>, ChecksumCache.Entry?, Bool) in
+            let filePath = directoryPath + file.name
+            guard let cache, let identity = ChecksumCache.Identity(path: filePath) else {
+                return (Self.load(filePath, file.name, file.parsed), nil, false)
+            }
+            if let entry = cache.lookup(file.name, identity) {
+                return (.success(Self.scripts(from: entry, filePath, file.parsed)), entry, true)
+            }
+            let outcome = Self.load(filePath, file.name, file.parsed)
+            guard case .success(let scripts) = outcome, let first = scripts.first else { return (outcome, nil, false) }
+            let down = scripts.count > 1 ? scripts[1].checksum.hex : nil
+            return (outcome, ChecksumCache.Entry(identity: identity, up: first.checksum.hex, down: down), false)
+        }
+        if let cache, loaded.contains(where: { !$0.2 }) {
+            var fresh: [String: ChecksumCache.Entry] = [:]
+            for (file, outcome) in zip(files, loaded) { fresh[file.name] = outcome.1 }
+            cache.write(fresh)
+        }
+        for (file, (outcome, _, _)) in zip(files, loaded) {
             switch outcome {
             case .failure(let error):
                 if case .unreadableFile = error { throw error }
@@ -79,6 +103,17 @@ public struct MigrationDirectory: Sendable {
             }
         }
         return .success([MigrationScript(version: parsed.version, name: parsed.name, direction: direction, path: path, sql: text)])
+    }
+
+    /// The scripts a cache entry stands for, with checksums and no text.
+    private static func scripts(from entry: ChecksumCache.Entry, _ path: String, _ parsed: MigrationFileName) -> [MigrationScript] {
+        func script(_ direction: MigrationScript.Direction, _ hex: String) -> MigrationScript {
+            MigrationScript(
+                version: parsed.version, name: parsed.name, direction: direction, path: path,
+                checksum: Checksum(hex: hex), isSection: parsed.direction == nil)
+        }
+        guard parsed.direction == nil else { return [script(parsed.direction!, entry.up)] }
+        return [script(.up, entry.up)] + (entry.down.map { [script(.down, $0)] } ?? [])
     }
 
     /// `transform` over `items` on every core, in order: reading and hashing thousands of files is most of `status`.

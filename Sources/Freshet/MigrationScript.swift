@@ -38,6 +38,20 @@ public struct MigrationScript: Sendable {
         self.markedNoTransaction = dbmateNoTransaction ?? TransactionPolicy.hasNoTransactionDirective(sql)
     }
 
+    /// A script known only by its checksum, from the ``ChecksumCache``: it has no text and never runs.
+    init(version: Int64, name: String, direction: Direction, path: String, checksum: Checksum, isSection: Bool) {
+        self.version = version
+        self.name = name
+        self.direction = direction
+        self.path = path
+        self.fileName = path.split(separator: "/").last.map(String.init) ?? path
+        self.sql = ""
+        self.checksum = checksum
+        self.firstLine = 1
+        self.isSection = isSection
+        self.markedNoTransaction = false
+    }
+
     /// An empty step standing in for a missing down file under `--allow-missing-down`.
     static func missingDown(of migration: Migration) -> MigrationScript {
         MigrationScript(

@@ -268,6 +268,8 @@ public final class Migrator {
     // MARK: - Locking and verification
 
     private func withRunnerLock<T>(_ body: () throws -> T) throws -> T {
+        // A checksums-only listing (status) would run empty files and record them as applied.
+        precondition(directory.hasText, "a checksums-only MigrationDirectory cannot change a database")
         try prepareSession()
         let key = [String(HistoryStore.lockKey.classID), String(HistoryStore.lockKey.objectID)]
         let clock = ContinuousClock()

@@ -16,7 +16,7 @@ struct Status: ParsableCommand {
     var exitCode = false
 
     func run() throws {
-        let directory = try global.loadDirectory()
+        let directory = try MigrationDirectory(path: global.migrationsPath, checksumsOnly: true)
         let connection = try global.connect()
         let migrator = Migrator(
             connection: connection, directory: directory, reporter: global.reporter, options: MigratorOptions())
