@@ -41,10 +41,11 @@ public final class Migrator {
     @discardableResult
     public func up(to target: Int64? = nil) throws -> [Migration] {
         try withRunnerLock {
-            let rows = try verifiedHistory()
-            if rows.isEmpty, let foreign = try ForeignHistory.read(connection), foreign.recordsMigrations {
+            // Before the bookkeeping exists: a refused database is left exactly as it was.
+            if try history.rows().isEmpty, let foreign = try ForeignHistory.read(connection), foreign.recordsMigrations {
                 throw foreign.refusal
             }
+            let rows = try verifiedHistory()
             let plan = MigrationPlanner.up(directory.migrations, applied: Set(rows.map(\.version)), target: target)
             var problems: [MigrateError] = []
             var steps: [Step] = []

@@ -224,6 +224,7 @@ extension TestDatabase {
             #expect("\(error)".contains("managed by golang-migrate: schema_migrations is at version 30 (dirty)"), "\(error)")
             #expect("\(error)".contains("migrate baseline"))
         }
+        #expect(try !database.tableExists("migrate.history"), "the refusal left the database as it was")
         do {
             try database.migrator(directory).baseline(version: nil)
             Issue.record("a dirty version should be refused")
