@@ -23,12 +23,13 @@ public struct MigrationDirectory: Sendable {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw MigrateError.missingDirectory(path)
         }
-        let names = try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasSuffix(".sql") }
+        let names = try Self.sqlFileNames(in: path)
         var ups: [Int64: MigrationScript] = [:]
         var downs: [Int64: MigrationScript] = [:]
         var problems: [MigrateError] = []
         var files: [(name: String, parsed: MigrationFileName)] = []
-        for fileName in names.sorted() {
+        // Byte order: the same in every locale, and far cheaper than String's Unicode comparison.
+        for fileName in names.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
             switch MigrationFileName.parse(fileName) {
             case .failure(let error): problems.append(error)
             case .success(let parsed): files.append((fileName, parsed))
@@ -42,7 +43,7 @@ public struct MigrationDirectory: Sendable {
                 return (Self.load(filePath, file.name, file.parsed), nil, false)
             }
             if let entry = cache.lookup(file.name, identity) {
-                return (.success(Self.scripts(from: entry, filePath, file.parsed)), entry, true)
+                return (.success(Self.scripts(from: entry, filePath, file.name, file.parsed)), entry, true)
             }
             let outcome = Self.load(filePath, file.name, file.parsed)
             guard case .success(let scripts) = outcome, let first = scripts.first else { return (outcome, nil, false) }
@@ -105,11 +106,27 @@ public struct MigrationDirectory: Sendable {
         return .success([MigrationScript(version: parsed.version, name: parsed.name, direction: direction, path: path, sql: text)])
     }
 
+    /// The names of the `.sql` files in `path`, from readdir: FileManager's listing costs milliseconds per thousand files.
+    private static func sqlFileNames(in path: String) throws -> [String] {
+        guard let stream = opendir(path) else { throw MigrateError.unreadableFile(path) }
+        defer { closedir(stream) }
+        var names: [String] = []
+        while let entry = readdir(stream) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+            }
+            if name.utf8.count > 4 && name.hasSuffix(".sql") { names.append(name) }
+        }
+        return names
+    }
+
     /// The scripts a cache entry stands for, with checksums and no text.
-    private static func scripts(from entry: ChecksumCache.Entry, _ path: String, _ parsed: MigrationFileName) -> [MigrationScript] {
+    private static func scripts(
+        from entry: ChecksumCache.Entry, _ path: String, _ fileName: String, _ parsed: MigrationFileName
+    ) -> [MigrationScript] {
         func script(_ direction: MigrationScript.Direction, _ hex: String) -> MigrationScript {
             MigrationScript(
-                version: parsed.version, name: parsed.name, direction: direction, path: path,
+                version: parsed.version, name: parsed.name, direction: direction, path: path, fileName: fileName,
                 checksum: Checksum(hex: hex), isSection: parsed.direction == nil)
         }
         guard parsed.direction == nil else { return [script(parsed.direction!, entry.up)] }

@@ -39,12 +39,12 @@ public struct MigrationScript: Sendable {
     }
 
     /// A script known only by its checksum, from the ``ChecksumCache``: it has no text and never runs.
-    init(version: Int64, name: String, direction: Direction, path: String, checksum: Checksum, isSection: Bool) {
+    init(version: Int64, name: String, direction: Direction, path: String, fileName: String, checksum: Checksum, isSection: Bool) {
         self.version = version
         self.name = name
         self.direction = direction
         self.path = path
-        self.fileName = path.split(separator: "/").last.map(String.init) ?? path
+        self.fileName = fileName
         self.sql = ""
         self.checksum = checksum
         self.firstLine = 1
