@@ -11,9 +11,10 @@ struct ChecksumCache: Sendable {
     struct Identity: Equatable, Sendable {
         var device: UInt64, inode: UInt64, size: Int64, modified: Int64, changed: Int64
 
-        init?(path: String) {
+        /// The identity of `name` inside the directory open as `directory`: no path walk per file.
+        init?(directory: Int32, name: String) {
             var info = stat()
-            guard stat(path, &info) == 0 else { return nil }
+            guard fstatat(directory, name, &info, 0) == 0 else { return nil }
             device = UInt64(info.st_dev)
             inode = UInt64(info.st_ino)
             size = Int64(info.st_size)

@@ -37,9 +37,11 @@ public struct MigrationDirectory: Sendable {
         }
         let directoryPath = path.hasSuffix("/") ? path : path + "/"
         let cache = checksumsOnly ? ChecksumCache(directory: path) : nil
+        let directoryDescriptor = cache == nil ? -1 : open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        defer { if directoryDescriptor >= 0 { close(directoryDescriptor) } }
         let loaded = Self.concurrentMap(files) { file -> (Swift.Result<[MigrationScript], MigrateError>, ChecksumCache.Entry?, Bool) in
             let filePath = directoryPath + file.name
-            guard let cache, let identity = ChecksumCache.Identity(path: filePath) else {
+            guard let cache, let identity = ChecksumCache.Identity(directory: directoryDescriptor, name: file.name) else {
                 return (Self.load(filePath, file.name, file.parsed), nil, false)
             }
             if let entry = cache.lookup(file.name, identity) {

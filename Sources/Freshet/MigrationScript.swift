@@ -1,7 +1,10 @@
 import Foundation
 
 /// One direction of a migration: its file, normalised text, checksum and directives.
-public struct MigrationScript: Sendable {
+///
+/// A class, though immutable: directories hold thousands, and each copy of a struct with seven
+/// strings costs seven retains.
+public final class MigrationScript: Sendable {
     public enum Direction: String, Sendable {
         case up, down
     }

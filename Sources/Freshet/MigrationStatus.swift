@@ -1,3 +1,5 @@
+import Foundation
+
 /// What `migrate status` reports for one migration.
 public struct MigrationStatus: Codable, Equatable, Sendable {
     public enum State: String, Codable, Sendable {
@@ -46,5 +48,28 @@ public struct MigrationStatus: Codable, Equatable, Sendable {
                     durationMilliseconds: row.durationMilliseconds, error: row.error))
         }
         return entries.sorted { $0.version < $1.version }
+    }
+
+    /// Reads `status`'s two halves at once, the directory here and the history on another thread,
+    /// since the history mostly waits on the server. Returns the entries and the target.
+    public static func read(directoryPath: String, conninfo: String) throws -> (entries: [MigrationStatus], target: String) {
+        final class HistoryResult: @unchecked Sendable {
+            var value: Swift.Result<([HistoryStore.Row], String), any Error>?
+        }
+        let history = HistoryResult()
+        let finished = DispatchSemaphore(value: 0)
+        Thread {
+            history.value = Swift.Result {
+                let connection = try PGConnection(conninfo: conninfo)
+                return (try HistoryStore(connection: connection).rows(), "\(connection.target)")
+            }
+            finished.signal()
+        }.start()
+        let directory = Swift.Result { try MigrationDirectory(path: directoryPath, checksumsOnly: true) }
+        finished.wait()
+        // A directory problem is reported first, as when the two were read one after the other.
+        let files = try directory.get()
+        let (rows, target) = try history.value!.get()
+        return (merge(directory: files, rows: rows), target)
     }
 }

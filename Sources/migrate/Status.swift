@@ -16,12 +16,9 @@ struct Status: ParsableCommand {
     var exitCode = false
 
     func run() throws {
-        let directory = try MigrationDirectory(path: global.migrationsPath, checksumsOnly: true)
-        let connection = try global.connect()
-        let migrator = Migrator(
-            connection: connection, directory: directory, reporter: global.reporter, options: MigratorOptions())
-        let entries = try migrator.status()
-        print(json ? try StatusReport.json(entries, target: "\(connection.target)") : StatusReport.table(entries))
+        let (entries, target) = try MigrationStatus.read(
+            directoryPath: global.migrationsPath, conninfo: ConnectionTarget.conninfo(url: global.url))
+        print(json ? try StatusReport.json(entries, target: target) : StatusReport.table(entries))
         if exitCode && entries.contains(where: \.needsAttention) {
             throw ExitCode(ExitStatus.verificationFailure.rawValue)
         }
