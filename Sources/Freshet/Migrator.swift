@@ -247,11 +247,6 @@ public final class Migrator {
         }
     }
 
-    /// Every migration's state, read without taking the runner lock.
-    public func status() throws -> [MigrationStatus] {
-        MigrationStatus.merge(directory: directory, rows: try history.rows())
-    }
-
     /// Checks history against the files without changing anything; throws what `up` would refuse.
     public func verify(alsoReporting earlier: [String] = []) throws {
         let rows = try history.rows()
