@@ -39,7 +39,8 @@ public struct MigrationDirectory: Sendable {
         let cache = checksumsOnly ? ChecksumCache(directory: path) : nil
         let directoryDescriptor = cache == nil ? -1 : open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         defer { if directoryDescriptor >= 0 { close(directoryDescriptor) } }
-        let loaded = Self.concurrentMap(files) { file -> (Swift.Result<[MigrationScript], MigrateError>, ChecksumCache.Entry?, Bool) in
+        // A cache hit is a stat: cheaper than handing work to other threads, which status's history read occupies.
+        let loaded = Self.concurrentMap(files, serially: checksumsOnly) { file -> (Swift.Result<[MigrationScript], MigrateError>, ChecksumCache.Entry?, Bool) in
             let filePath = directoryPath + file.name
             guard let cache, let identity = ChecksumCache.Identity(directory: directoryDescriptor, name: file.name) else {
                 return (Self.load(filePath, file.name, file.parsed), nil, false)
@@ -136,8 +137,10 @@ public struct MigrationDirectory: Sendable {
     }
 
     /// `transform` over `items` on every core, in order: reading and hashing thousands of files is most of `status`.
-    private static func concurrentMap<T: Sendable, U: Sendable>(_ items: [T], _ transform: @Sendable (T) -> U) -> [U] {
-        let chunks = min(items.count, ProcessInfo.processInfo.activeProcessorCount * 4)
+    private static func concurrentMap<T: Sendable, U: Sendable>(
+        _ items: [T], serially: Bool = false, _ transform: @Sendable (T) -> U
+    ) -> [U] {
+        let chunks = serially ? 1 : min(items.count, ProcessInfo.processInfo.activeProcessorCount * 4)
         guard chunks > 1 else { return items.map(transform) }
         var results = [U?](repeating: nil, count: items.count)
         results.withUnsafeMutableBufferPointer { buffer in
