@@ -55,30 +55,47 @@ struct ChecksumCache: Sendable {
         file = "\(root)/freshet/checksums-\(Checksum.hexDigest(Data(absolute.utf8)).prefix(32))"
         guard let bytes = MigrationDirectory.readFile(file) else { return }
         // Parsed by hand over bytes: String.split would cost more than the reads the cache saves.
-        var lines = bytes.split(separator: UInt8(ascii: "\n"))[...]
-        let header = Array((Self.header + " ").utf8)
-        guard let first = lines.popFirst(), first.starts(with: header), let stamp = Self.integer(first.dropFirst(header.count))
-        else { return }
-        writtenAt = stamp
-        entries.reserveCapacity(lines.count)
-        for line in lines {
-            let fields = line.split(separator: UInt8(ascii: "\t"), omittingEmptySubsequences: false)
-            guard fields.count == 8, let device = Self.unsigned(fields[1]), let inode = Self.unsigned(fields[2]),
-                let size = Self.integer(fields[3]), let modified = Self.integer(fields[4]), let changed = Self.integer(fields[5])
-            else { continue }
-            entries[String(decoding: fields[0], as: UTF8.self)] = Entry(
-                identity: Identity(
-                    device: device, inode: inode, size: size, modified: modified, changed: changed),
-                up: String(decoding: fields[6], as: UTF8.self),
-                down: fields[7].elementsEqual("-".utf8) ? nil : String(decoding: fields[7], as: UTF8.self))
+        entries.reserveCapacity(bytes.count / 100)
+        bytes.withUnsafeBufferPointer { buffer in
+            var lineStart = 0
+            var isHeader = true
+            while lineStart < buffer.count {
+                var lineEnd = lineStart
+                while lineEnd < buffer.count && buffer[lineEnd] != UInt8(ascii: "\n") { lineEnd += 1 }
+                let line = UnsafeBufferPointer(rebasing: buffer[lineStart..<lineEnd])
+                lineStart = lineEnd + 1
+                if isHeader {
+                    isHeader = false
+                    let header = Array((Self.header + " ").utf8)
+                    guard line.starts(with: header), let stamp = Self.integer(line[header.count...]) else { return }
+                    writtenAt = stamp
+                    continue
+                }
+                var fields: [Range<Int>] = []
+                fields.reserveCapacity(8)
+                var fieldStart = 0
+                for index in 0...line.count where index == line.count || line[index] == UInt8(ascii: "\t") {
+                    fields.append(fieldStart..<index)
+                    fieldStart = index + 1
+                }
+                guard fields.count == 8, let device = Self.unsigned(line[fields[1]]), let inode = Self.unsigned(line[fields[2]]),
+                    let size = Self.integer(line[fields[3]]), let modified = Self.integer(line[fields[4]]),
+                    let changed = Self.integer(line[fields[5]])
+                else { continue }
+                let down = line[fields[7]]
+                entries[String(decoding: line[fields[0]], as: UTF8.self)] = Entry(
+                    identity: Identity(device: device, inode: inode, size: size, modified: modified, changed: changed),
+                    up: String(decoding: line[fields[6]], as: UTF8.self),
+                    down: down.elementsEqual("-".utf8) ? nil : String(decoding: down, as: UTF8.self))
+            }
         }
     }
 
-    private static func integer(_ digits: ArraySlice<UInt8>) -> Int64? {
+    private static func integer(_ digits: Slice<UnsafeBufferPointer<UInt8>>) -> Int64? {
         unsigned(digits).flatMap { Int64(exactly: $0) }
     }
 
-    private static func unsigned(_ digits: ArraySlice<UInt8>) -> UInt64? {
+    private static func unsigned(_ digits: Slice<UnsafeBufferPointer<UInt8>>) -> UInt64? {
         guard !digits.isEmpty, digits.count <= 20 else { return nil }
         var value: UInt64 = 0
         for digit in digits {

@@ -28,13 +28,18 @@ public struct MigrationDirectory: Sendable {
         var downs: [Int64: MigrationScript] = [:]
         var problems: [MigrateError] = []
         var files: [(name: String, parsed: MigrationFileName)] = []
-        // Byte order: the same in every locale, and far cheaper than String's Unicode comparison.
-        for fileName in names.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
+        var malformed: [(name: String, error: MigrateError)] = []
+        for fileName in names {
             switch MigrationFileName.parse(fileName) {
-            case .failure(let error): problems.append(error)
+            case .failure(let error): malformed.append((fileName, error))
             case .success(let parsed): files.append((fileName, parsed))
             }
         }
+        // By version, then by name in byte order: the same in every locale, and the version decides
+        // almost every comparison without looking at a string.
+        files.sort { $0.parsed.version != $1.parsed.version
+            ? $0.parsed.version < $1.parsed.version : $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+        problems += malformed.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }.map(\.error)
         let directoryPath = path.hasSuffix("/") ? path : path + "/"
         let cache = checksumsOnly ? ChecksumCache(directory: path) : nil
         let directoryDescriptor = cache == nil ? -1 : open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)

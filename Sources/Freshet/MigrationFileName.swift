@@ -31,19 +31,22 @@ public struct MigrationFileName: Equatable, Sendable {
         } else {
             return malformed("it must end in .up.sql or .down.sql (or .sql for a dbmate file)")
         }
-        let digits = stem.prefix { $0.isASCII && $0.isNumber }
-        guard !digits.isEmpty else {
+        // On the UTF-8 view: Character-wise prefixes cost grapheme breaking on every name of a large directory.
+        let bytes = stem.utf8
+        let digitCount = bytes.prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }.count
+        let digits = String(stem.prefix(digitCount))
+        guard digitCount > 0 else {
             return malformed("it must start with a version number, as in 0001_create_users.up.sql")
         }
         // golang-migrate reads versions as unsigned integers, so version 0 is a version like any other.
         guard let version = Int64(digits) else {
             return malformed("the version \(digits) must be an integer below 2^63")
         }
-        let rest = stem.dropFirst(digits.count)
-        guard rest.first == "_", rest.count > 1 else {
+        let rest = bytes.dropFirst(digitCount)
+        guard rest.first == UInt8(ascii: "_"), rest.count > 1 else {
             return malformed("the version must be followed by _ and a name, as in \(digits)_create_users")
         }
-        let name = rest.dropFirst()
+        let name = Substring(rest.dropFirst())
         // migrate.sum separates names from hashes with a space, and names appear in one-line output.
         let plainASCII = name.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "/") }
         guard plainASCII || !name.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0 == "/" || $0.properties.generalCategory == .control }) else {
