@@ -6,6 +6,8 @@ public struct MigrationDirectory: Sendable {
     public let migrations: [Migration]
     /// False for a checksums-only listing, whose scripts carry no text and must not run.
     public let hasText: Bool
+    /// Held, not used, after loading: `status` exits without spending milliseconds freeing it.
+    private let checksumCache: ChecksumCache?
     private let byVersion: [Int64: Migration]
 
     /// The sum file that records the directory's chained hash.
@@ -42,6 +44,7 @@ public struct MigrationDirectory: Sendable {
         problems += malformed.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }.map(\.error)
         let directoryPath = path.hasSuffix("/") ? path : path + "/"
         let cache = checksumsOnly ? ChecksumCache(directory: path) : nil
+        checksumCache = cache
         let directoryDescriptor = cache == nil ? -1 : open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         defer { if directoryDescriptor >= 0 { close(directoryDescriptor) } }
         // A cache hit is a stat: cheaper than handing work to other threads, which status's history read occupies.

@@ -51,8 +51,11 @@ public struct MigrationStatus: Codable, Equatable, Sendable {
     }
 
     /// Reads `status`'s two halves at once, the directory here and the history on another thread,
-    /// since the history mostly waits on the server. Returns the entries and the target.
-    public static func read(directoryPath: String, conninfo: String) throws -> (entries: [MigrationStatus], target: String) {
+    /// since the history mostly waits on the server. Returns the entries, the target, and the
+    /// checksums-only directory they came from.
+    public static func read(directoryPath: String, conninfo: String) throws
+        -> (entries: [MigrationStatus], target: String, directory: MigrationDirectory)
+    {
         final class HistoryResult: @unchecked Sendable {
             var value: Swift.Result<([HistoryStore.Row], String), any Error>?
         }
@@ -70,6 +73,6 @@ public struct MigrationStatus: Codable, Equatable, Sendable {
         // A directory problem is reported first, as when the two were read one after the other.
         let files = try directory.get()
         let (rows, target) = try history.value!.get()
-        return (merge(directory: files, rows: rows), target)
+        return (merge(directory: files, rows: rows), target, files)
     }
 }
