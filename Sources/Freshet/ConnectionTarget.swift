@@ -1,3 +1,4 @@
+import CLibPQ
 import Foundation
 
 /// The server and role a command talks to, printable without secrets.
@@ -14,35 +15,25 @@ public struct ConnectionTarget: Equatable, Sendable, CustomStringConvertible {
         self.user = user
     }
 
-    /// A best-effort description of a connection string that failed to connect.
+    /// What libpq would connect to for `conninfo` (a URL or `key=value` string, with the `PG*`
+    /// variables and libpq's defaults filling the gaps), for describing a connection that failed.
     init(conninfo: String) {
-        let environment = ProcessInfo.processInfo.environment
-        var host = environment["PGHOST"] ?? ""
-        var port = environment["PGPORT"] ?? ""
-        var database = environment["PGDATABASE"] ?? ""
-        var user = environment["PGUSER"] ?? ""
-        if let url = URLComponents(string: conninfo), let scheme = url.scheme,
-            scheme.hasPrefix("postgres")
-        {
-            host = url.host ?? url.queryItems?.first { $0.name == "host" }?.value ?? host
-            port = url.port.map(String.init) ?? port
-            let path = url.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
-            database = path.isEmpty ? database : path
-            user = url.user ?? user
-        } else {
-            for pair in conninfo.split(separator: " ") {
-                let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
-                guard parts.count == 2 else { continue }
-                switch parts[0] {
-                case "host": host = parts[1]
-                case "port": port = parts[1]
-                case "dbname": database = parts[1]
-                case "user": user = parts[1]
-                default: break
-                }
+        var values: [String: String] = [:]
+        func collect(_ options: UnsafeMutablePointer<PQconninfoOption>) {
+            var option = options
+            while let keyword = option.pointee.keyword {
+                if let value = option.pointee.val { values[String(cString: keyword)] = String(cString: value) }
+                option += 1
             }
+            PQconninfoFree(options)
         }
-        self.init(host: host, port: port, database: database, user: user)
+        if let defaults = PQconndefaults() { collect(defaults) }
+        var error: UnsafeMutablePointer<CChar>?
+        if let parsed = PQconninfoParse(conninfo, &error) { collect(parsed) }
+        if let error { PQfreemem(error) }
+        self.init(
+            host: values["host"] ?? values["hostaddr"] ?? "", port: values["port"] ?? "",
+            database: values["dbname"] ?? values["user"] ?? "", user: values["user"] ?? "")
     }
 
     /// Chooses the connection string: an explicit URL, then `DATABASE_URL`, then libpq's own defaults.

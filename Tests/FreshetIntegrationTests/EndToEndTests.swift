@@ -159,6 +159,7 @@ extension ISO8601DateFormatter {
         ("postgres://postgres@127.0.0.1:5999/freshet", "Connection refused"),
         ("notaurl://x", "missing \"=\""),
         ("host=/nonexistent-freshet-socket dbname=x", "No such file or directory"),
+        ("postgres://postgres@no-such-host.invalid/x", "could not translate host name \"no-such-host.invalid\""),
     ])
     func aFailedConnectionExitsOneWithLibpqsMessage(url: String, says: String) throws {
         let outcome = try MigrateBinary.run(["status", "--url", url])
