@@ -84,8 +84,7 @@ public struct MigrationDirectory: Sendable {
         for (version, down) in downs.sorted(by: { $0.key < $1.key }) where ups[version] == nil {
             problems.append(.orphanDownFile(down.fileName))
         }
-        if problems.count == 1 { throw problems[0] }
-        if !problems.isEmpty { throw MigrateError.several(problems) }
+        try MigrateError.throwIfAny(problems)
         let migrations = ups.keys.sorted().map { version in
             let up = ups[version]!
             return Migration(version: version, name: up.name, up: up, down: downs[version])

@@ -23,7 +23,8 @@ public final class MigrationScript: Sendable {
     public let firstLine: Int
     /// Whether this is a section of a dbmate file rather than a whole file.
     public let isSection: Bool
-    private let markedNoTransaction: Bool
+    /// Whether the file opts out of the wrapping transaction: `-- migrate:no-transaction`, or dbmate's `transaction:false`.
+    public let isNonTransactional: Bool
 
     public init(
         version: Int64, name: String, direction: Direction, path: String, sql: String, firstLine: Int = 1,
@@ -38,7 +39,7 @@ public final class MigrationScript: Sendable {
         self.checksum = Checksum(normalizedText: sql)
         self.firstLine = firstLine
         self.isSection = dbmateNoTransaction != nil
-        self.markedNoTransaction = dbmateNoTransaction ?? TransactionPolicy.hasNoTransactionDirective(sql)
+        self.isNonTransactional = dbmateNoTransaction ?? TransactionPolicy.hasNoTransactionDirective(sql)
     }
 
     /// A script known only by its checksum, from the ``ChecksumCache``: it has no text and never runs.
@@ -52,7 +53,7 @@ public final class MigrationScript: Sendable {
         self.checksum = checksum
         self.firstLine = 1
         self.isSection = isSection
-        self.markedNoTransaction = false
+        self.isNonTransactional = false
     }
 
     /// An empty step standing in for a missing down file under `--allow-missing-down`.
@@ -61,9 +62,6 @@ public final class MigrationScript: Sendable {
             version: migration.version, name: migration.name, direction: .down,
             path: migration.label + ".down.sql (missing)", sql: "")
     }
-
-    /// Whether the file opts out of the wrapping transaction: `-- migrate:no-transaction`, or dbmate's `transaction:false`.
-    public var isNonTransactional: Bool { markedNoTransaction }
 
     /// The name `migrate.sum` lists: the file, and for a dbmate section the direction too.
     public var sumName: String { isSection ? "\(fileName)#\(direction.rawValue)" : fileName }

@@ -41,11 +41,7 @@ public final class Migrator {
     @discardableResult
     public func up(to target: Int64? = nil) throws -> [Migration] {
         try withRunnerLock {
-            // Before the bookkeeping exists: a refused database is left exactly as it was.
-            if try history.rows().isEmpty, let foreign = try ForeignHistory.read(connection), foreign.recordsMigrations {
-                throw foreign.refusal
-            }
-            let rows = try verifiedHistory()
+            let rows = try verifiedHistory(refusingForeignHistory: true)
             let plan = MigrationPlanner.up(directory.migrations, applied: Set(rows.map(\.version)), target: target)
             var problems: [MigrateError] = []
             var steps: [Step] = []
@@ -310,10 +306,15 @@ public final class Migrator {
         return result.rows.first.map { "pid \($0[0]!), \($0[1]!) as \($0[2]!) from \($0[3]!)" }
     }
 
-    /// Reads history under the lock and refuses unfinished migrations and drift.
-    private func verifiedHistory() throws -> [HistoryStore.Row] {
-        if !options.dryRun { try history.ensure() }
+    /// Reads history under the lock and refuses unfinished migrations and drift, and with
+    /// `refusingForeignHistory` a database another tool manages that Freshet has no history for.
+    private func verifiedHistory(refusingForeignHistory: Bool = false) throws -> [HistoryStore.Row] {
         let rows = try history.rows()
+        // Checked before the bookkeeping is created, so a refused database is left exactly as it was.
+        if refusingForeignHistory, rows.isEmpty, let foreign = try ForeignHistory.read(connection), foreign.recordsMigrations {
+            throw foreign.refusal
+        }
+        if !options.dryRun { try history.ensure() }
         try refuseUnfinished(rows)
         let problems = HistoryDrift(directory: directory, rows: rows).problems(allowOutOfOrder: options.allowOutOfOrder)
         if !problems.isEmpty { throw MigrateError.verificationFailed(problems) }

@@ -134,8 +134,7 @@ public enum TransactionPolicy {
         if blocks.isEmpty && !nonTransactional.isEmpty && nonTransactional.count < statements.count {
             problems += nonTransactional.map { .needsNoTransaction(file: file, line: line($0.index), statement: $0.what) }
         }
-        if problems.count == 1 { throw problems[0] }
-        if !problems.isEmpty { throw MigrateError.several(problems) }
+        try MigrateError.throwIfAny(problems)
 
         if blocks.isEmpty {
             if nonTransactional.isEmpty {

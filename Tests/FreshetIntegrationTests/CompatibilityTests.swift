@@ -12,15 +12,6 @@ enum Fixtures {
     static func directory(_ name: String) throws -> MigrationDirectory {
         try MigrationDirectory(path: "\(root)/\(name)")
     }
-
-    /// A writable copy, for tests that add files.
-    static func copy(_ name: String) throws -> MigrationFixture {
-        let fixture = try MigrationFixture()
-        for file in try FileManager.default.contentsOfDirectory(atPath: "\(root)/\(name)") {
-            try FileManager.default.copyItem(atPath: "\(root)/\(name)/\(file)", toPath: "\(fixture.path)/\(file)")
-        }
-        return fixture
-    }
 }
 
 extension TestDatabase {
