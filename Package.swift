@@ -13,11 +13,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
-        .systemLibrary(
-            name: "CLibPQ",
-            pkgConfig: "libpq",
-            providers: [.apt(["libpq-dev"])]
-        ),
+        // libpq's header, and forwards that load libpq.so.5 on first use instead of at process start.
+        .target(name: "CLibPQ"),
         .target(
             name: "Freshet",
             dependencies: [

@@ -8,26 +8,68 @@ import Foundation
 public struct Checksum: Hashable, Sendable, CustomStringConvertible {
     public static let algorithm = "sha256"
 
-    public let hex: String
+    /// The digest's 32 bytes as four big-endian words: compared and stored without allocating,
+    /// which `status` over thousands of files feels.
+    private let words: SIMD4<UInt64>
 
     public init(normalizedText: String) {
-        hex = Self.hexDigest(Data(normalizedText.utf8))
+        self.init(digestOf: Data(normalizedText.utf8))
+    }
+
+    private init<D: DataProtocol>(digestOf data: D) {
+        var words = SIMD4<UInt64>()
+        for (index, byte) in SHA256.hash(data: data).enumerated() {
+            words[index / 8] = words[index / 8] << 8 | UInt64(byte)
+        }
+        self.words = words
     }
 
     public init(rawBytes: Data) {
         self.init(normalizedText: Self.normalize(rawBytes))
     }
 
-    /// A digest already in hex, as the checksum cache keeps it.
-    init(hex: String) {
-        self.hex = hex
+    /// Parses 64 lowercase hex digits, as the checksum cache and the history keep them.
+    init?(hex digits: UnsafeBufferPointer<UInt8>) {
+        guard digits.count == 64 else { return nil }
+        var words = SIMD4<UInt64>()
+        for (index, digit) in digits.enumerated() {
+            let value: UInt8
+            switch digit {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = digit - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = digit - UInt8(ascii: "a") + 10
+            default: return nil
+            }
+            words[index / 16] = words[index / 16] << 4 | UInt64(value)
+        }
+        self.words = words
     }
 
     /// Parses a stored `sha256:<hex>` value.
     public init?(stored: String) {
-        let parts = stored.split(separator: ":", maxSplits: 1)
-        guard parts.count == 2, parts[0] == Self.algorithm, parts[1].count == 64 else { return nil }
-        hex = String(parts[1])
+        var stored = stored
+        let parsed = stored.withUTF8 { bytes -> Checksum? in
+            let prefix = Self.algorithm.utf8.count + 1
+            guard bytes.starts(with: (Self.algorithm + ":").utf8) else { return nil }
+            return Checksum(hex: UnsafeBufferPointer(rebasing: bytes[prefix...]))
+        }
+        guard let parsed else { return nil }
+        self = parsed
+    }
+
+    /// Whether a checksum the history stored as `sha256:<hex>` is this one.
+    public func matches(stored: String?) -> Bool {
+        stored.flatMap(Checksum.init(stored:)) == self
+    }
+
+    /// The digest as 64 lowercase hex digits.
+    public var hex: String {
+        let digits = Array("0123456789abcdef".utf8)
+        return String(unsafeUninitializedCapacity: 64) { buffer in
+            for index in 0..<64 {
+                buffer[index] = digits[Int(words[index / 16] >> (60 - 4 * UInt64(index % 16)) & 0xF)]
+            }
+            return 64
+        }
     }
 
     public var description: String { "\(Self.algorithm):\(hex)" }
@@ -62,13 +104,6 @@ public struct Checksum: Hashable, Sendable, CustomStringConvertible {
     }
 
     static func hexDigest<D: DataProtocol>(_ data: D) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var hex = [UInt8]()
-        hex.reserveCapacity(64)
-        for byte in SHA256.hash(data: data) {
-            hex.append(digits[Int(byte >> 4)])
-            hex.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: hex, as: UTF8.self)
+        Checksum(digestOf: data).hex
     }
 }

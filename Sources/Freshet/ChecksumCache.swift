@@ -34,8 +34,8 @@ struct ChecksumCache: Sendable {
     /// What a file held when it was hashed: one checksum, or a dbmate file's up and optional down.
     struct Entry: Sendable {
         var identity: Identity
-        var up: String
-        var down: String?
+        var up: Checksum
+        var down: Checksum?
     }
 
     private static let header = "freshet-checksums 1"
@@ -80,13 +80,14 @@ struct ChecksumCache: Sendable {
                 }
                 guard fields.count == 8, let device = Self.unsigned(line[fields[1]]), let inode = Self.unsigned(line[fields[2]]),
                     let size = Self.integer(line[fields[3]]), let modified = Self.integer(line[fields[4]]),
-                    let changed = Self.integer(line[fields[5]])
+                    let changed = Self.integer(line[fields[5]]), let up = Checksum(hex: UnsafeBufferPointer(rebasing: line[fields[6]]))
                 else { continue }
-                let down = line[fields[7]]
+                let downDigits = line[fields[7]]
+                let down = Checksum(hex: UnsafeBufferPointer(rebasing: downDigits))
+                guard down != nil || downDigits.elementsEqual("-".utf8) else { continue }
                 entries[String(decoding: line[fields[0]], as: UTF8.self)] = Entry(
                     identity: Identity(device: device, inode: inode, size: size, modified: modified, changed: changed),
-                    up: String(decoding: line[fields[6]], as: UTF8.self),
-                    down: down.elementsEqual("-".utf8) ? nil : String(decoding: down, as: UTF8.self))
+                    up: up, down: down)
             }
         }
     }
@@ -122,7 +123,7 @@ struct ChecksumCache: Sendable {
         var text = "\(Self.header) \(Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec))\n"
         for (name, entry) in fresh.sorted(by: { $0.key < $1.key }) where !name.contains("\t") && !name.contains("\n") {
             let id = entry.identity
-            text += "\(name)\t\(id.device)\t\(id.inode)\t\(id.size)\t\(id.modified)\t\(id.changed)\t\(entry.up)\t\(entry.down ?? "-")\n"
+            text += "\(name)\t\(id.device)\t\(id.inode)\t\(id.size)\t\(id.modified)\t\(id.changed)\t\(entry.up.hex)\t\(entry.down?.hex ?? "-")\n"
         }
         let directory = (file as NSString).deletingLastPathComponent
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

@@ -19,10 +19,10 @@ public struct HistoryDrift: Equatable, Sendable {
                 missing.append("\(row.version)_\(row.name).up.sql")
                 continue
             }
-            if row.upChecksum != migration.up.checksum.description {
+            if !migration.up.checksum.matches(stored: row.upChecksum) {
                 changed.append(migration.up.fileName)
             }
-            if row.state == .applied, row.downChecksum != migration.down?.checksum.description {
+            if row.state == .applied, !MigrationStatus.sameDown(migration.down, stored: row.downChecksum) {
                 changedDown.append(migration.down?.fileName ?? "\(migration.label).down.sql")
             }
         }

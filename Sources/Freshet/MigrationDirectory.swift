@@ -48,7 +48,7 @@ public struct MigrationDirectory: Sendable {
         let directoryDescriptor = cache == nil ? -1 : open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         defer { if directoryDescriptor >= 0 { close(directoryDescriptor) } }
         // A cache hit is a stat: cheaper than handing work to other threads, which status's history read occupies.
-        let loaded = Self.concurrentMap(files, serially: checksumsOnly) { file -> (Swift.Result<[MigrationScript], MigrateError>, ChecksumCache.Entry?, Bool) in
+        let loaded = Self.concurrentMap(files, serially: checksumsOnly) { file -> (Swift.Result<Scripts, MigrateError>, ChecksumCache.Entry?, Bool) in
             let filePath = directoryPath + file.name
             guard let cache, let identity = ChecksumCache.Identity(directory: directoryDescriptor, name: file.name) else {
                 return (Self.load(filePath, file.name, file.parsed), nil, false)
@@ -57,9 +57,8 @@ public struct MigrationDirectory: Sendable {
                 return (.success(Self.scripts(from: entry, filePath, file.name, file.parsed)), entry, true)
             }
             let outcome = Self.load(filePath, file.name, file.parsed)
-            guard case .success(let scripts) = outcome, let first = scripts.first else { return (outcome, nil, false) }
-            let down = scripts.count > 1 ? scripts[1].checksum.hex : nil
-            return (outcome, ChecksumCache.Entry(identity: identity, up: first.checksum.hex, down: down), false)
+            guard case .success(let scripts) = outcome else { return (outcome, nil, false) }
+            return (outcome, ChecksumCache.Entry(identity: identity, up: scripts.0.checksum, down: scripts.1?.checksum), false)
         }
         if let cache, loaded.contains(where: { !$0.2 }) {
             var fresh: [String: ChecksumCache.Entry] = [:]
@@ -72,7 +71,8 @@ public struct MigrationDirectory: Sendable {
                 if case .unreadableFile = error { throw error }
                 problems.append(error)
             case .success(let scripts):
-                for script in scripts {
+                for script in [scripts.0, scripts.1] {
+                    guard let script else { continue }
                     if let other = script.direction == .up ? ups[script.version] : downs[script.version] {
                         problems.append(.duplicateVersion(script.version, files: [other.fileName, file.name]))
                     }
@@ -93,9 +93,13 @@ public struct MigrationDirectory: Sendable {
         byVersion = Dictionary(uniqueKeysWithValues: migrations.map { ($0.version, $0) })
     }
 
+    /// A file's script, or a dbmate file's up and optional down: a pair, since an array per file
+    /// would cost an allocation.
+    private typealias Scripts = (MigrationScript, MigrationScript?)
+
     /// Reads, normalises and hashes one file: its script, or a dbmate file's two.
     private static func load(_ path: String, _ fileName: String, _ parsed: MigrationFileName)
-        -> Swift.Result<[MigrationScript], MigrateError>
+        -> Swift.Result<Scripts, MigrateError>
     {
         guard let bytes = readFile(path) else { return .failure(.unreadableFile(path)) }
         let text = Checksum.normalize(bytes)
@@ -106,14 +110,14 @@ public struct MigrationDirectory: Sendable {
             }
             do {
                 let sections = try DbmateFile.sections(of: text, file: fileName)
-                return .success([section(sections.up, .up, parsed, path)] + (sections.down.map { [section($0, .down, parsed, path)] } ?? []))
+                return .success((section(sections.up, .up, parsed, path), sections.down.map { section($0, .down, parsed, path) }))
             } catch let error as MigrateError {
                 return .failure(error)
             } catch {
                 return .failure(.unreadableFile(path))
             }
         }
-        return .success([MigrationScript(version: parsed.version, name: parsed.name, direction: direction, path: path, sql: text)])
+        return .success((MigrationScript(version: parsed.version, name: parsed.name, direction: direction, path: path, sql: text), nil))
     }
 
     /// The names of the `.sql` files in `path`, from readdir: FileManager's listing costs milliseconds per thousand files.
@@ -121,11 +125,14 @@ public struct MigrationDirectory: Sendable {
         guard let stream = opendir(path) else { throw MigrateError.unreadableFile(path) }
         defer { closedir(stream) }
         var names: [String] = []
+        let suffix = Array(".sql".utf8)
         while let entry = readdir(stream) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+            withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                let bytes = UnsafeRawBufferPointer(rebasing: raw[..<(raw.firstIndex(of: 0) ?? raw.count)])
+                if bytes.count > suffix.count && bytes.suffix(suffix.count).elementsEqual(suffix) {
+                    names.append(String(decoding: bytes, as: UTF8.self))
+                }
             }
-            if name.utf8.count > 4 && name.hasSuffix(".sql") { names.append(name) }
         }
         return names
     }
@@ -133,14 +140,14 @@ public struct MigrationDirectory: Sendable {
     /// The scripts a cache entry stands for, with checksums and no text.
     private static func scripts(
         from entry: ChecksumCache.Entry, _ path: String, _ fileName: String, _ parsed: MigrationFileName
-    ) -> [MigrationScript] {
-        func script(_ direction: MigrationScript.Direction, _ hex: String) -> MigrationScript {
+    ) -> Scripts {
+        func script(_ direction: MigrationScript.Direction, _ checksum: Checksum) -> MigrationScript {
             MigrationScript(
                 version: parsed.version, name: parsed.name, direction: direction, path: path, fileName: fileName,
-                checksum: Checksum(hex: hex), isSection: parsed.direction == nil)
+                checksum: checksum, isSection: parsed.direction == nil)
         }
-        guard parsed.direction == nil else { return [script(parsed.direction!, entry.up)] }
-        return [script(.up, entry.up)] + (entry.down.map { [script(.down, $0)] } ?? [])
+        guard parsed.direction == nil else { return (script(parsed.direction!, entry.up), nil) }
+        return (script(.up, entry.up), entry.down.map { script(.down, $0) })
     }
 
     /// `transform` over `items` on every core, in order: reading and hashing thousands of files is most of `status`.

@@ -96,7 +96,7 @@ public final class Migrator {
                         })
                     continue
                 }
-                let forced = row.downChecksum != down.checksum.description
+                let forced = !down.checksum.matches(stored: row.downChecksum)
                 if forced && !options.force {
                     problems.append(.downFileChanged(
                         file: down.fileName, recorded: row.downChecksum ?? "no down file",

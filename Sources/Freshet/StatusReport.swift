@@ -4,30 +4,40 @@ import Foundation
 public enum StatusReport {
     public static func table(_ entries: [MigrationStatus]) -> String {
         guard !entries.isEmpty else { return "no migrations" }
-        var lines = ["state     version              name"]
-        for entry in entries {
-            var state = entry.state.rawValue
-            if entry.outOfOrder { state += "*" }
-            var line = padded(state, 10) + padded(String(entry.version), 21) + entry.name
-            if let appliedAt = entry.appliedAt { line += "  (\(appliedAt))" }
-            if entry.downChanged { line += "  down file changed since applied" }
-            if let error = entry.error { line += "\n          error: \(error.split(separator: "\n").first ?? "")" }
-            lines.append(line)
+        // One byte buffer: joining strings costs a few allocations a line, which 1,000 lines feel.
+        var table: [UInt8] = []
+        table.reserveCapacity(entries.count * 96 + 256)
+        func append(_ text: String) { table.append(contentsOf: text.utf8) }
+        func append(_ text: String, paddedTo width: Int) {
+            append(text)
+            table.append(contentsOf: repeatElement(UInt8(ascii: " "), count: max(0, width - text.utf8.count)))
         }
-        let counts = Dictionary(grouping: entries, by: \.state).mapValues(\.count)
+        var counts: [MigrationStatus.State: Int] = [:]
+        append("state     version              name")
+        for entry in entries {
+            counts[entry.state, default: 0] += 1
+            append("\n")
+            append(entry.outOfOrder ? entry.state.rawValue + "*" : entry.state.rawValue, paddedTo: 10)
+            append(String(entry.version), paddedTo: 21)
+            append(entry.name)
+            if let appliedAt = entry.appliedAt {
+                append("  (")
+                append(appliedAt)
+                append(")")
+            }
+            if entry.downChanged { append("  down file changed since applied") }
+            if let error = entry.error {
+                append("\n          error: ")
+                append(String(error.split(separator: "\n").first ?? ""))
+            }
+        }
         let summary = [MigrationStatus.State.applied, .pending, .changed, .missing, .running, .failed]
             .compactMap { state in counts[state].map { "\($0) \(state.rawValue)" } }
-            .joined(separator: ", ")
-        lines.append(summary)
-        if entries.contains(where: \.outOfOrder) {
-            lines.append("* older than the newest applied migration: `up` needs --allow-out-of-order")
+        append("\n" + summary.joined(separator: ", "))
+        if entries.contains(where: { $0.outOfOrder }) {
+            append("\n* older than the newest applied migration: `up` needs --allow-out-of-order")
         }
-        return lines.joined(separator: "\n")
-    }
-
-    /// NSString's padding costs more than the rest of a 1,000-line table.
-    private static func padded(_ text: String, _ width: Int) -> String {
-        text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
+        return String(decoding: table, as: UTF8.self)
     }
 
     /// The JSON document `status --json` prints.

@@ -19,7 +19,14 @@ struct Migrate: ParsableCommand {
         ]
     )
 
+    /// The commands that connect, by name: they load libpq while their arguments are parsed.
+    private static let connectingCommands: Set<String> = ["up", "down", "status", "verify", "repair", "baseline", "wait", "test"]
+
     static func main() {
+        let arguments = CommandLine.arguments.dropFirst()
+        if let command = arguments.first, connectingCommands.contains(command), !arguments.contains("--offline") {
+            BackgroundConnector.shared.start()
+        }
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -168,6 +168,19 @@ extension ISO8601DateFormatter {
         #expect(outcome.output.contains("Check --url, DATABASE_URL or the PG* variables"))
     }
 
+    /// libpq loads on first use, so a command that never connects runs without it, and one that
+    /// does says what is missing.
+    @Test func aMissingLibpqStopsOnlyTheCommandsThatConnect() throws {
+        let missing = ["FRESHET_LIBPQ": "/nonexistent-freshet/libpq.so.5"]
+        let version = try MigrateBinary.run(["--version"], environment: missing)
+        #expect(version.status == 0 && version.output.contains("migrate (Freshet)"), "\(version.output)")
+        let status = try MigrateBinary.run(["status", "--url", "host=/nonexistent-freshet-socket dbname=x"], environment: missing)
+        #expect(status.status == 1, "\(status.output)")
+        #expect(status.output.contains("cannot load libpq: /nonexistent-freshet/libpq.so.5"), "\(status.output)")
+        #expect(status.output.contains("apt-get install libpq5") && status.output.contains("FRESHET_LIBPQ"))
+        #expect(status.output.split(separator: "\n").count == 1, "\(status.output)")
+    }
+
     @Test func aMissingDatabaseExitsOne() throws {
         let cluster = try TestCluster.shared()
         let outcome = try MigrateBinary.run(["up", "--url", cluster.conninfo(database: "freshet_no_such_database")])

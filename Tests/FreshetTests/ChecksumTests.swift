@@ -26,6 +26,17 @@ import Testing
         #expect(checksum.description == "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
         #expect(Checksum(stored: checksum.description) == checksum)
         #expect(Checksum(stored: "md5:abc") == nil)
+        #expect(Checksum.hexDigest(Data("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    }
+
+    @Test func onlyTheExactStoredFormMatches() {
+        let checksum = Checksum(normalizedText: "SELECT 1;")
+        #expect(checksum.matches(stored: checksum.description))
+        let hex = checksum.hex
+        for other in [nil, hex, "sha256:" + hex.uppercased(), "sha256:" + hex.dropLast(), "sha256:" + hex + "0",
+                      "sha256:" + hex.dropLast() + "g", "sha1:" + hex, "sha256:" + String(hex.reversed())] {
+            #expect(!checksum.matches(stored: other), "\(other ?? "nil")")
+        }
     }
 
     @Test func normalizationKeepsBlankLinesAndNonASCII() {
