@@ -56,6 +56,9 @@ struct ChecksumCache: Sendable {
         guard let bytes = MigrationDirectory.readFile(file) else { return }
         // Parsed by hand over bytes: String.split would cost more than the reads the cache saves.
         entries.reserveCapacity(bytes.count / 100)
+        // One array of field bounds for every line: an array per line would cost an allocation each.
+        var fields: [Range<Int>] = []
+        fields.reserveCapacity(9)
         bytes.withUnsafeBufferPointer { buffer in
             var lineStart = 0
             var isHeader = true
@@ -71,8 +74,7 @@ struct ChecksumCache: Sendable {
                     writtenAt = stamp
                     continue
                 }
-                var fields: [Range<Int>] = []
-                fields.reserveCapacity(8)
+                fields.removeAll(keepingCapacity: true)
                 var fieldStart = 0
                 for index in 0...line.count where index == line.count || line[index] == UInt8(ascii: "\t") {
                     fields.append(fieldStart..<index)
