@@ -6,7 +6,7 @@ public struct HistoryDrift: Equatable, Sendable {
     public var changedDown: [String] = []
     /// Applied migrations with no file.
     public var missing: [String] = []
-    /// Pending files below the newest applied version.
+    /// Pending files below the newest applied version of their module.
     public var outOfOrder: [String] = []
 
     public var isEmpty: Bool { changed.isEmpty && missing.isEmpty && outOfOrder.isEmpty }
@@ -26,11 +26,10 @@ public struct HistoryDrift: Equatable, Sendable {
                 changedDown.append(migration.down?.fileName ?? "\(migration.label).down.sql")
             }
         }
-        if let newest = rows.map(\.version).max() {
-            outOfOrder = directory.migrations
-                .filter { !recorded.contains($0.version) && $0.version < newest }
-                .map(\.up.fileName)
-        }
+        let newest = directory.newestVersions(of: rows)
+        outOfOrder = directory.migrations
+            .filter { !recorded.contains($0.version) && $0.version < (newest[$0.module] ?? .min) }
+            .map(\.up.fileName)
     }
 
     /// The problems that stop `up` and `down`, each naming its files and what to do.

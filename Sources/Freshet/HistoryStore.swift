@@ -13,6 +13,9 @@ public struct HistoryStore {
         }
 
         public var version: Int64
+        /// The module the migration belongs to; empty for a flat directory, and for rows written
+        /// before modules existed until `up` assigns them.
+        public var module: String = ""
         public var name: String
         public var upChecksum: String
         public var downChecksum: String?
@@ -26,6 +29,10 @@ public struct HistoryStore {
 
     public enum Action: String, Sendable {
         case applied, rolledBack = "rolled_back", failed, repaired, forced, baselined
+        /// A row written before modules existed was given the module whose folder holds its version.
+        case assigned
+        /// A down step dropped data and ran because of `--allow-data-loss`.
+        case dataLossAllowed = "data_loss_allowed"
     }
 
     /// How long a step took, as the bookkeeping SQL records it.
@@ -45,13 +52,15 @@ public struct HistoryStore {
 
     let connection: PGConnection
 
-    static let actionList = "('applied', 'rolled_back', 'failed', 'repaired', 'forced', 'baselined')"
+    static let actionList =
+        "('applied', 'rolled_back', 'failed', 'repaired', 'forced', 'baselined', 'assigned', 'data_loss_allowed')"
 
     static let setupSQL = """
         CREATE SCHEMA IF NOT EXISTS migrate;
         COMMENT ON SCHEMA migrate IS 'Bookkeeping of the migrate runner: applied migrations and their event log.';
         CREATE TABLE IF NOT EXISTS migrate.history (
-            version bigint PRIMARY KEY CHECK (version >= 0),
+            module text NOT NULL DEFAULT '',
+            version bigint NOT NULL CHECK (version >= 0),
             name text NOT NULL,
             up_checksum text NOT NULL,
             down_checksum text,
@@ -60,12 +69,14 @@ public struct HistoryStore {
             applied_by text NOT NULL DEFAULT current_user,
             duration interval,
             error text,
-            failed_statement integer
+            failed_statement integer,
+            PRIMARY KEY (module, version)
         );
         COMMENT ON TABLE migrate.history IS 'One row per migration the database holds; running and failed rows belong to no-transaction files and need `migrate repair`.';
         CREATE TABLE IF NOT EXISTS migrate.events (
             id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
             occurred_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+            module text NOT NULL DEFAULT '',
             version bigint NOT NULL,
             name text NOT NULL,
             action text NOT NULL CHECK (action IN \(Self.actionList)),
@@ -103,7 +114,10 @@ public struct HistoryStore {
                           @> ARRAY['search_path=pg_catalog, pg_temp'] THEN NULL ELSE 'path' END,
                 CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_constraint
                                   WHERE conrelid = pg_catalog.to_regclass('migrate.events') AND conname = 'events_action_check'
-                                    AND pg_catalog.pg_get_constraintdef(oid) LIKE '%baselined%') THEN NULL ELSE 'actions' END,
+                                    AND pg_catalog.pg_get_constraintdef(oid) LIKE '%data_loss_allowed%') THEN NULL ELSE 'actions' END,
+                CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_attribute
+                                  WHERE attrelid = pg_catalog.to_regclass('migrate.history') AND attname = 'module'
+                                    AND NOT attisdropped) THEN NULL ELSE 'modules' END,
                 CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_constraint
                                   WHERE conrelid = pg_catalog.to_regclass('migrate.history') AND conname = 'history_version_check'
                                     AND pg_catalog.pg_get_constraintdef(oid) LIKE '%> 0)%') THEN 'version' END) END
@@ -123,12 +137,43 @@ public struct HistoryStore {
                 "ALTER TABLE migrate.events DROP CONSTRAINT IF EXISTS events_action_check, "
                     + "ADD CONSTRAINT events_action_check CHECK (action IN \(Self.actionList))")
         }
+        if outdated.contains("modules") {
+            // Rows keep module '' until `up` finds the folder that holds their version.
+            upgrade.append(
+                "ALTER TABLE migrate.history ADD COLUMN module text NOT NULL DEFAULT '', DROP CONSTRAINT history_pkey, "
+                    + "ADD PRIMARY KEY (module, version)")
+            upgrade.append("ALTER TABLE migrate.events ADD COLUMN module text NOT NULL DEFAULT ''")
+        }
         if outdated.contains("version") {
             upgrade.append(
                 "ALTER TABLE migrate.history DROP CONSTRAINT history_version_check, "
                     + "ADD CONSTRAINT history_version_check CHECK (version >= 0)")
         }
         if !upgrade.isEmpty { try connection.execute(upgrade.joined(separator: ";\n")) }
+    }
+
+    /// Whether the history has its module column: bookkeeping from before modules lacks it until
+    /// a command that writes upgrades it.
+    private func hasModules() throws -> Bool {
+        try connection.scalar(
+            """
+            SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('migrate.history')
+                           AND attname = 'module' AND NOT attisdropped)
+            """) == "t"
+    }
+
+    /// Gives each row written before modules existed (module '') the module whose folder holds its
+    /// version, with an `assigned` event; rows whose version no folder holds stay as they are.
+    func assignModules(_ directory: MigrationDirectory) throws -> Int {
+        guard !directory.modules.isEmpty else { return 0 }
+        var sql: [String] = []
+        for row in try rows() where row.module.isEmpty {
+            guard let migration = directory.migration(version: row.version) else { continue }
+            sql.append("UPDATE migrate.history SET module = \(try literal(migration.module)) WHERE module = '' AND version = \(row.version);")
+            sql.append(try eventSQL(migration, .assigned, detail: "recorded before modules existed; version \(row.version) is in \(migration.module)/"))
+        }
+        if !sql.isEmpty { try connection.execute(sql.joined(separator: "\n")) }
+        return sql.count / 2
     }
 
     /// Every history row, by version.
@@ -138,12 +183,12 @@ public struct HistoryStore {
             """
             SELECT version, name, up_checksum, down_checksum, state,
                    to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), applied_by,
-                   extract(epoch FROM duration) * 1000, error, failed_statement
-            FROM migrate.history ORDER BY version
+                   date_part('epoch', duration) * 1000, error, failed_statement, \(try hasModules() ? "module" : "''")
+            FROM migrate.history ORDER BY version, 11
             """)
         return result.rows.map { row in
             Row(
-                version: Int64(row[0]!)!, name: row[1]!, upChecksum: row[2]!, downChecksum: row[3],
+                version: Int64(row[0]!)!, module: row[10]!, name: row[1]!, upChecksum: row[2]!, downChecksum: row[3],
                 state: Row.State(rawValue: row[4]!) ?? .failed, appliedAt: row[5]!, appliedBy: row[6]!,
                 durationMilliseconds: row[7].flatMap(Double.init), error: row[8], failedStatement: row[9].flatMap(Int.init))
         }
@@ -152,84 +197,86 @@ public struct HistoryStore {
     /// SQL that records an applied migration; it runs inside the migration's own transaction.
     func recordAppliedSQL(_ migration: Migration, duration: Duration) throws -> String {
         let values = try [
-            String(migration.version), literal(migration.name), literal(migration.up.checksum.description),
+            literal(migration.module), String(migration.version), literal(migration.name), literal(migration.up.checksum.description),
             migration.down.map { try literal($0.checksum.description) } ?? "NULL", "'applied'", duration.sql,
         ]
         return """
-            INSERT INTO migrate.history (version, name, up_checksum, down_checksum, state, duration)
+            INSERT INTO migrate.history (module, version, name, up_checksum, down_checksum, state, duration)
             VALUES (\(values.joined(separator: ", ")))
-            ON CONFLICT (version) DO UPDATE SET name = excluded.name, up_checksum = excluded.up_checksum,
+            ON CONFLICT (module, version) DO UPDATE SET name = excluded.name, up_checksum = excluded.up_checksum,
                 down_checksum = excluded.down_checksum, state = 'applied', applied_at = clock_timestamp(),
                 applied_by = current_user, duration = excluded.duration, error = NULL, failed_statement = NULL;
-            \(try eventSQL(migration.version, migration.name, .applied, checksum: migration.up.checksum.description, duration: duration))
+            \(try eventSQL(migration, .applied, checksum: migration.up.checksum.description, duration: duration))
             """
     }
 
     /// SQL that records a migration as applied by another tool or by hand, with today's checksums.
     func recordBaselinedSQL(_ migration: Migration, detail: String) throws -> String {
         let values = try [
-            String(migration.version), literal(migration.name), literal(migration.up.checksum.description),
+            literal(migration.module), String(migration.version), literal(migration.name), literal(migration.up.checksum.description),
             migration.down.map { try literal($0.checksum.description) } ?? "NULL",
         ]
         return """
-            INSERT INTO migrate.history (version, name, up_checksum, down_checksum, state)
+            INSERT INTO migrate.history (module, version, name, up_checksum, down_checksum, state)
             VALUES (\(values.joined(separator: ", ")), 'applied');
-            \(try eventSQL(migration.version, migration.name, .baselined, checksum: migration.up.checksum.description, detail: detail))
+            \(try eventSQL(migration, .baselined, checksum: migration.up.checksum.description, detail: detail))
             """
     }
 
     /// SQL that forgets a rolled-back migration; it runs inside the down file's transaction.
     func recordRolledBackSQL(_ migration: Migration, duration: Duration, forcedBecause reason: String?) throws -> String {
-        var sql = "DELETE FROM migrate.history WHERE version = \(migration.version);\n"
+        var sql = "DELETE FROM migrate.history WHERE module = \(try literal(migration.module)) AND version = \(migration.version);\n"
         if let reason {
-            sql += try eventSQL(
-                migration.version, migration.name, .forced, checksum: migration.down?.checksum.description,
-                detail: reason) + "\n"
+            sql += try eventSQL(migration, .forced, checksum: migration.down?.checksum.description, detail: reason) + "\n"
         }
-        sql += try eventSQL(
-            migration.version, migration.name, .rolledBack, checksum: migration.down?.checksum.description,
-            duration: duration)
+        sql += try eventSQL(migration, .rolledBack, checksum: migration.down?.checksum.description, duration: duration)
         return sql
     }
 
     /// SQL for one event row.
     func eventSQL(
-        _ version: Int64, _ name: String, _ action: Action, checksum: String? = nil, duration: Duration? = nil,
-        detail: String? = nil
+        _ migration: Migration, _ action: Action, checksum: String? = nil, duration: Duration? = nil, detail: String? = nil
+    ) throws -> String {
+        try eventSQL(migration.module, migration.version, migration.name, action, checksum: checksum, duration: duration, detail: detail)
+    }
+
+    /// SQL for one event row of a migration known by its history row alone.
+    func eventSQL(
+        _ module: String, _ version: Int64, _ name: String, _ action: Action, checksum: String? = nil,
+        duration: Duration? = nil, detail: String? = nil
     ) throws -> String {
         let values = try [
-            String(version), literal(name), literal(action.rawValue), checksum.map(literal) ?? "NULL",
+            literal(module), String(version), literal(name), literal(action.rawValue), checksum.map(literal) ?? "NULL",
             duration?.sql ?? "NULL", detail.map(literal) ?? "NULL",
         ]
-        return "INSERT INTO migrate.events (version, name, action, checksum, duration, detail) VALUES (\(values.joined(separator: ", ")));"
+        return "INSERT INTO migrate.events (module, version, name, action, checksum, duration, detail) VALUES (\(values.joined(separator: ", ")));"
     }
 
     /// Records an event in its own transaction, for steps whose own transaction rolled back.
     func recordEvent(
-        _ version: Int64, _ name: String, _ action: Action, checksum: String? = nil, detail: String? = nil
+        _ module: String, _ version: Int64, _ name: String, _ action: Action, checksum: String? = nil, detail: String? = nil
     ) throws {
-        try connection.execute(
-            eventSQL(version, name, action, checksum: checksum, detail: detail))
+        try connection.execute(eventSQL(module, version, name, action, checksum: checksum, detail: detail))
     }
 
     /// Writes the `running` row a no-transaction migration starts with.
     func markRunning(_ migration: Migration) throws {
         try connection.query(
             """
-            INSERT INTO migrate.history (version, name, up_checksum, down_checksum, state)
-            VALUES ($1, $2, $3, $4, 'running')
-            ON CONFLICT (version) DO UPDATE SET state = 'running', error = NULL, failed_statement = NULL,
+            INSERT INTO migrate.history (version, name, up_checksum, down_checksum, state, module)
+            VALUES ($1, $2, $3, $4, 'running', $5)
+            ON CONFLICT (module, version) DO UPDATE SET state = 'running', error = NULL, failed_statement = NULL,
                 applied_at = clock_timestamp()
             """,
             [String(migration.version), migration.name, migration.up.checksum.description,
-             migration.down?.checksum.description])
+             migration.down?.checksum.description, migration.module])
     }
 
     /// Marks a no-transaction migration failed, keeping the error and the failing statement.
-    func markFailed(version: Int64, error: String, statement: Int?) throws {
+    func markFailed(_ migration: Migration, error: String, statement: Int?) throws {
         try connection.query(
-            "UPDATE migrate.history SET state = 'failed', error = $2, failed_statement = $3 WHERE version = $1",
-            [String(version), error, statement.map(String.init)])
+            "UPDATE migrate.history SET state = 'failed', error = $2, failed_statement = $3 WHERE version = $1 AND module = $4",
+            [String(migration.version), error, statement.map(String.init), migration.module])
     }
 
     func literal(_ text: String) throws -> String {

@@ -28,6 +28,11 @@ public enum MigrateError: Error, CustomStringConvertible, Sendable {
     case pendingNothingToRepair(Int64)
     case invalidDuration(String)
     case cluster(String)
+    case misusedDirective(file: String, reason: String)
+    case moduleRequirement(file: String, line: Int, reason: String)
+    case unmetRequirement(String)
+    case unknownModule(String, known: [String])
+    case dataLoss(file: String, objects: [String])
     case several([MigrateError])
 
     /// The errors this one stands for: itself, or each of several.
@@ -55,6 +60,18 @@ public enum MigrateError: Error, CustomStringConvertible, Sendable {
 
     public var description: String {
         switch self {
+        case .moduleRequirement(let file, let line, let reason):
+            "\(file):\(line): \(reason)"
+        case .unmetRequirement(let reason):
+            "the plan would leave a requirement unmet: \(reason)"
+        case .unknownModule(let module, let known):
+            known.isEmpty
+                ? "--module \(module): this directory has no modules (its .sql files sit directly in it)"
+                : "there is no module \(module); the modules are \(known.joined(separator: ", "))"
+        case .dataLoss(let file, let objects):
+            "\(file) drops data, so it was rolled back and nothing changed: \(objects.joined(separator: "; ")). "
+                + "Pass --allow-data-loss to drop it anyway (recorded as an event), or declare in the down file that "
+                + "what it drops is derived: `-- migrate:derived <how it is rebuilt>`"
         case .missingDirectory(let path):
             "migrations directory \(path) does not exist: pass --dir, set MIGRATIONS_DIR, or run `migrate new NAME` to start one"
         case .unreadableFile(let path):
@@ -69,7 +86,10 @@ public enum MigrateError: Error, CustomStringConvertible, Sendable {
             "\(file) is missing, so this migration cannot be rolled back: write the down file, "
                 + "or pass --allow-missing-down to roll back through it as an empty step (recorded as forced)"
         case .unknownDirective(let file, let directive):
-            "\(file):1: unknown directive `\(directive)`; the only directive is `\(TransactionPolicy.noTransactionDirective)`"
+            "\(file):1: unknown directive `\(directive)`; the directives are `\(TransactionPolicy.noTransactionDirective)` "
+                + "and, in a down file, `\(TransactionPolicy.derivedDirective) <how what it drops is rebuilt>`"
+        case .misusedDirective(let file, let reason):
+            "\(file):1: \(reason)"
         case .malformedDbmateFile(let file, let line, let reason):
             "\(file):\(line): malformed dbmate migration: \(reason)"
         case .managedTransaction(let file, let line, let reason):

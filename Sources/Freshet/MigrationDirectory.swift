@@ -4,6 +4,11 @@ import Foundation
 public struct MigrationDirectory: Sendable {
     public let path: String
     public let migrations: [Migration]
+    /// The modules, one per folder, in the order their first migrations run; empty for a flat directory.
+    public let modules: [String]
+    /// What each migration needs from other modules, by the requiring migration's version, from
+    /// each module's `requires` file.
+    public let requirements: [Int64: [ModuleRequirement]]
     /// False for a checksums-only listing, whose scripts carry no text and must not run.
     public let hasText: Bool
     /// Held, not used, after loading: `status` exits without spending milliseconds freeing it.
@@ -25,14 +30,15 @@ public struct MigrationDirectory: Sendable {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw MigrateError.missingDirectory(path)
         }
-        let names = try Self.sqlFileNames(in: path)
+        let (names, folders) = try Self.sqlFileNames(in: path)
         var ups: [Int64: MigrationScript] = [:]
         var downs: [Int64: MigrationScript] = [:]
         var problems: [MigrateError] = []
         var files: [(name: String, parsed: MigrationFileName)] = []
         var malformed: [(name: String, error: MigrateError)] = []
         for fileName in names {
-            switch MigrationFileName.parse(fileName) {
+            let baseName = fileName.split(separator: "/").last.map(String.init) ?? fileName
+            switch MigrationFileName.parse(baseName) {
             case .failure(let error): malformed.append((fileName, error))
             case .success(let parsed): files.append((fileName, parsed))
             }
@@ -91,6 +97,22 @@ public struct MigrationDirectory: Sendable {
         }
         self.migrations = migrations
         byVersion = Dictionary(uniqueKeysWithValues: migrations.map { ($0.version, $0) })
+        modules = folders.sorted { first, second in
+            let firstVersion = migrations.first { $0.module == first }?.version ?? .max
+            let secondVersion = migrations.first { $0.module == second }?.version ?? .max
+            return firstVersion != secondVersion ? firstVersion < secondVersion : first < second
+        }
+        var requirements: [Int64: [ModuleRequirement]] = [:]
+        for module in folders {
+            let file = "\(path)/\(module)/\(ModuleRequirement.fileName)"
+            guard let bytes = Self.readFile(file) else { continue }
+            switch ModuleRequirement.parse(String(decoding: bytes, as: UTF8.self), module: module, in: migrations) {
+            case .success(let parsed): requirements.merge(parsed) { $0 + $1 }
+            case .failure(let error): problems += error.flattened
+            }
+        }
+        try MigrateError.throwIfAny(problems)
+        self.requirements = requirements
     }
 
     /// A file's script, or a dbmate file's up and optional down: a pair, since an array per file
@@ -110,31 +132,65 @@ public struct MigrationDirectory: Sendable {
             }
             do {
                 let sections = try DbmateFile.sections(of: text, file: fileName)
-                return .success((section(sections.up, .up, parsed, path), sections.down.map { section($0, .down, parsed, path) }))
+                return .success((
+                    section(sections.up, .up, parsed, path, fileName), sections.down.map { section($0, .down, parsed, path, fileName) }))
             } catch let error as MigrateError {
                 return .failure(error)
             } catch {
                 return .failure(.unreadableFile(path))
             }
         }
-        return .success((MigrationScript(version: parsed.version, name: parsed.name, direction: direction, path: path, sql: text), nil))
+        return .success((MigrationScript(
+            version: parsed.version, name: parsed.name, direction: direction, path: path, sql: text, fileName: fileName), nil))
     }
 
-    /// The names of the `.sql` files in `path`, from readdir: FileManager's listing costs milliseconds per thousand files.
-    private static func sqlFileNames(in path: String) throws -> [String] {
+    /// The `.sql` files of a flat directory, or of every module folder as `<module>/<file>` when the
+    /// directory holds folders and no `.sql` file of its own; and those folders.
+    private static func sqlFileNames(in path: String) throws -> (names: [String], modules: [String]) {
+        let (files, folders) = try entries(in: path)
+        guard files.isEmpty else { return (files, []) }
+        var names: [String] = []
+        var modules: [String] = []
+        var problems: [MigrateError] = []
+        for folder in folders.sorted() {
+            let inside = try entries(in: "\(path)/\(folder)").files
+            guard !inside.isEmpty else { continue }
+            guard ModuleRequirement.isValidModuleName(folder) else {
+                problems.append(.malformedFileName(
+                    file: folder + "/", reason: "a module folder's name must be lowercase letters, digits and _, starting with a letter"))
+                continue
+            }
+            modules.append(folder)
+            names += inside.map { "\(folder)/\($0)" }
+        }
+        try MigrateError.throwIfAny(problems)
+        return (names, modules)
+    }
+
+    /// The `.sql` files and the folders directly in `path`, from readdir: FileManager's listing
+    /// costs milliseconds per thousand files.
+    private static func entries(in path: String) throws -> (files: [String], folders: [String]) {
         guard let stream = opendir(path) else { throw MigrateError.unreadableFile(path) }
         defer { closedir(stream) }
-        var names: [String] = []
+        var files: [String] = []
+        var folders: [String] = []
         let suffix = Array(".sql".utf8)
         while let entry = readdir(stream) {
+            let type = entry.pointee.d_type
             withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 let bytes = UnsafeRawBufferPointer(rebasing: raw[..<(raw.firstIndex(of: 0) ?? raw.count)])
                 if bytes.count > suffix.count && bytes.suffix(suffix.count).elementsEqual(suffix) {
-                    names.append(String(decoding: bytes, as: UTF8.self))
+                    files.append(String(decoding: bytes, as: UTF8.self))
+                } else if bytes.first != UInt8(ascii: "."), type == DT_DIR || type == DT_UNKNOWN {
+                    let name = String(decoding: bytes, as: UTF8.self)
+                    var info = stat()
+                    if type == DT_DIR || (stat("\(path)/\(name)", &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR) {
+                        folders.append(name)
+                    }
                 }
             }
         }
-        return names
+        return (files, folders)
     }
 
     /// The scripts a cache entry stands for, with checksums and no text.
@@ -191,11 +247,23 @@ public struct MigrationDirectory: Sendable {
     }
 
     private static func section(
-        _ section: DbmateFile.Section, _ direction: MigrationScript.Direction, _ parsed: MigrationFileName, _ path: String
+        _ section: DbmateFile.Section, _ direction: MigrationScript.Direction, _ parsed: MigrationFileName, _ path: String,
+        _ fileName: String
     ) -> MigrationScript {
         MigrationScript(
             version: parsed.version, name: parsed.name, direction: direction, path: path, sql: section.sql,
-            firstLine: section.firstLine, dbmateNoTransaction: section.noTransaction)
+            firstLine: section.firstLine, dbmateNoTransaction: section.noTransaction, fileName: fileName)
+    }
+
+    /// The newest version each module's history rows hold; a row written before modules existed
+    /// counts for the module whose folder holds its version.
+    public func newestVersions(of rows: [HistoryStore.Row]) -> [String: Int64] {
+        var newest: [String: Int64] = [:]
+        for row in rows {
+            let module = migration(version: row.version)?.module ?? row.module
+            newest[module] = max(newest[module] ?? .min, row.version)
+        }
+        return newest
     }
 
     /// The migration with this version, if a file exists for it.

@@ -14,7 +14,8 @@ public final class MigrationScript: Sendable {
     public let direction: Direction
     /// The file's path on disk.
     public let path: String
-    /// The file name without its directory.
+    /// The file name inside the migrations directory: `ledger/0005_events.up.sql` in a module's
+    /// folder, `0005_events.up.sql` in a flat directory.
     public let fileName: String
     /// The text after BOM removal and line-ending normalisation; this is what runs.
     public let sql: String
@@ -28,13 +29,13 @@ public final class MigrationScript: Sendable {
 
     public init(
         version: Int64, name: String, direction: Direction, path: String, sql: String, firstLine: Int = 1,
-        dbmateNoTransaction: Bool? = nil
+        dbmateNoTransaction: Bool? = nil, fileName: String? = nil
     ) {
         self.version = version
         self.name = name
         self.direction = direction
         self.path = path
-        self.fileName = path.split(separator: "/").last.map(String.init) ?? path
+        self.fileName = fileName ?? path.split(separator: "/").last.map(String.init) ?? path
         self.sql = sql
         self.checksum = Checksum(normalizedText: sql)
         self.firstLine = firstLine
@@ -63,6 +64,15 @@ public final class MigrationScript: Sendable {
             path: migration.label + ".down.sql (missing)", sql: "")
     }
 
+    /// What the file's first line says rebuilds the data it drops (`-- migrate:derived <how>`), if it says so.
+    public var derivedDataReason: String? { TransactionPolicy.derivedDataReason(sql) }
+
+    /// The module whose folder holds the file; empty in a flat directory.
+    public var module: String {
+        guard let slash = fileName.firstIndex(of: "/") else { return "" }
+        return String(fileName[..<slash])
+    }
+
     /// The name `migrate.sum` lists: the file, and for a dbmate section the direction too.
     public var sumName: String { isSection ? "\(fileName)#\(direction.rawValue)" : fileName }
 
@@ -79,7 +89,10 @@ public struct Migration: Sendable {
     public let up: MigrationScript
     public let down: MigrationScript?
 
-    /// `<version>_<name>`, as in the file names.
+    /// The module it belongs to; empty in a flat directory.
+    public var module: String { up.module }
+
+    /// `<version>_<name>`, as in the file names, after `<module>/` in a module's folder.
     public var label: String {
         if up.isSection { return String(up.fileName.dropLast(".sql".count)) }
         return String(up.fileName.dropLast(".up.sql".count))

@@ -7,6 +7,8 @@ public struct MigrationStatus: Codable, Equatable, Sendable {
     }
 
     public var version: Int64
+    /// The module whose folder holds it; empty in a flat directory.
+    public var module: String = ""
     public var name: String
     public var state: State
     /// A pending migration older than the newest applied one.
@@ -17,6 +19,9 @@ public struct MigrationStatus: Codable, Equatable, Sendable {
     public var durationMilliseconds: Double?
     public var error: String?
 
+    /// The module's version after this entry: applied, changed, running and failed ones count.
+    var isRecorded: Bool { state != .pending }
+
     /// Whether this entry means `status --exit-code` should fail.
     public var needsAttention: Bool { state != .applied || downChanged }
 
@@ -24,10 +29,10 @@ public struct MigrationStatus: Codable, Equatable, Sendable {
     /// since both come sorted and dictionaries of thousands of rows cost milliseconds.
     public static func merge(directory: MigrationDirectory, rows: [HistoryStore.Row]) -> [MigrationStatus] {
         let rows = zip(rows, rows.dropFirst()).allSatisfy({ $0.version < $1.version }) ? rows : rows.sorted { $0.version < $1.version }
-        let newestApplied = rows.last?.version ?? 0
+        let newestApplied = directory.newestVersions(of: rows)
         func missing(_ row: HistoryStore.Row) -> MigrationStatus {
             MigrationStatus(
-                version: row.version, name: row.name, state: .missing, outOfOrder: false, appliedAt: row.appliedAt,
+                version: row.version, module: row.module, name: row.name, state: .missing, outOfOrder: false, appliedAt: row.appliedAt,
                 durationMilliseconds: row.durationMilliseconds, error: row.error)
         }
         var entries: [MigrationStatus] = []
@@ -40,8 +45,8 @@ public struct MigrationStatus: Codable, Equatable, Sendable {
             }
             guard next < rows.endIndex && rows[next].version == migration.version else {
                 entries.append(MigrationStatus(
-                    version: migration.version, name: migration.name, state: .pending,
-                    outOfOrder: migration.version < newestApplied))
+                    version: migration.version, module: migration.module, name: migration.name, state: .pending,
+                    outOfOrder: migration.version < (newestApplied[migration.module] ?? .min)))
                 continue
             }
             let row = rows[next]
@@ -53,7 +58,7 @@ public struct MigrationStatus: Codable, Equatable, Sendable {
             case .applied: state = migration.up.checksum.matches(stored: row.upChecksum) ? .applied : .changed
             }
             entries.append(MigrationStatus(
-                version: row.version, name: row.name, state: state, outOfOrder: false,
+                version: row.version, module: migration.module, name: row.name, state: state, outOfOrder: false,
                 downChanged: row.state == .applied && !Self.sameDown(migration.down, stored: row.downChecksum),
                 appliedAt: row.appliedAt, durationMilliseconds: row.durationMilliseconds, error: row.error))
         }

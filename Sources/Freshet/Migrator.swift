@@ -15,6 +15,8 @@ public final class Migrator {
         var script: MigrationScript
         var plan: ExecutionPlan
         var verb: String
+        /// Whether the data-loss guard checks this step: down steps, unless the file declares what it drops derived.
+        var guardsData = false
         var record: (HistoryStore.Duration) throws -> String
     }
 
@@ -37,12 +39,20 @@ public final class Migrator {
 
     // MARK: - Commands
 
-    /// Applies every pending migration up to `target`, each in its own transaction unless told otherwise.
+    /// Applies every pending migration up to `target` (of `module` alone, with what it requires,
+    /// when one is named), each in its own transaction unless told otherwise.
     @discardableResult
-    public func up(to target: Int64? = nil) throws -> [Migration] {
-        try withRunnerLock {
+    public func up(to target: Int64? = nil, module: String? = nil) throws -> [Migration] {
+        try refuseUnknown(module)
+        return try withRunnerLock {
             let rows = try verifiedHistory(refusingForeignHistory: true)
-            let plan = MigrationPlanner.up(directory.migrations, applied: Set(rows.map(\.version)), target: target)
+            let plan = try MigrationPlanner.up(directory, applied: Set(rows.map(\.version)), target: target, module: module)
+            if let module {
+                let others = plan.filter { $0.module != module }
+                if !others.isEmpty {
+                    reporter.info("also applying, because \(module) requires them: \(others.map(\.label).joined(separator: ", "))")
+                }
+            }
             var problems: [MigrateError] = []
             var steps: [Step] = []
             for migration in plan {
@@ -67,13 +77,19 @@ public final class Migrator {
         }
     }
 
-    /// Rolls back applied migrations, newest first, running the down files recorded at apply time.
+    /// Rolls back applied migrations (of `module` alone when one is named), dependents first, running
+    /// the down files recorded at apply time.
     @discardableResult
-    public func down(_ target: MigrationPlanner.DownTarget = .steps(1)) throws -> [Migration] {
-        try withRunnerLock {
+    public func down(_ target: MigrationPlanner.DownTarget = .steps(1), module: String? = nil) throws -> [Migration] {
+        try refuseUnknown(module)
+        return try withRunnerLock {
             let rows = try verifiedHistory()
             let rowsByVersion = Dictionary(uniqueKeysWithValues: rows.map { ($0.version, $0) })
-            let versions = MigrationPlanner.down(applied: rows.map(\.version), target: target)
+            let (versions, dependents) = try MigrationPlanner.down(directory, applied: rows.map(\.version), target: target, module: module)
+            if !dependents.isEmpty {
+                let labels = dependents.compactMap { directory.migration(version: $0)?.label }
+                reporter.info("also rolling back, because they require what is rolled back: \(labels.joined(separator: ", "))")
+            }
             var steps: [Step] = []
             var problems: [MigrateError] = []
             for version in versions {
@@ -103,9 +119,11 @@ public final class Migrator {
                         current: down.checksum.description))
                 }
                 do {
+                    let plan = try TransactionPolicy.plan(down)
                     steps.append(Step(
-                        migration: migration, script: down, plan: try TransactionPolicy.plan(down),
-                        verb: forced ? "rolled back (forced)" : "rolled back"
+                        migration: migration, script: down, plan: plan,
+                        verb: forced ? "rolled back (forced)" : "rolled back",
+                        guardsData: plan.runsInTransaction && down.derivedDataReason == nil
                     ) { [history] duration in
                         try history.recordRolledBackSQL(
                             migration, duration: duration,
@@ -118,7 +136,8 @@ public final class Migrator {
             problems += singleTransactionRefusals(steps)
             try MigrateError.throwIfAny(problems)
             if steps.isEmpty {
-                if case .version(let version) = target, let current = rows.map(\.version).max(), version > current {
+                let inScope = rows.filter { module == nil || directory.migration(version: $0.version)?.module == module }
+                if case .version(let version) = target, let current = inScope.map(\.version).max(), version > current {
                     reporter.info("the target \(version) is above the current version \(current): nothing to roll back")
                 } else {
                     reporter.info("nothing to roll back")
@@ -149,15 +168,15 @@ public final class Migrator {
                         UPDATE migrate.history SET state = 'applied', error = NULL, failed_statement = NULL,
                             up_checksum = \(try connection.literal(migration.up.checksum.description)),
                             down_checksum = \(try migration.down.map { try connection.literal($0.checksum.description) } ?? "NULL")
-                        WHERE version = \(version)
+                        WHERE \(try rowKey(row))
                         """)
                     detail = "marked \(row.state.rawValue) migration applied, as finished by hand"
                 } else {
-                    try connection.execute("DELETE FROM migrate.history WHERE version = \(version)")
+                    try connection.execute("DELETE FROM migrate.history WHERE \(try rowKey(row))")
                     detail = "cleared \(row.state.rawValue) migration; the next `migrate up` runs it again"
                 }
             case (.applied, nil):
-                try connection.execute("DELETE FROM migrate.history WHERE version = \(version)")
+                try connection.execute("DELETE FROM migrate.history WHERE \(try rowKey(row))")
                 detail = "forgot applied migration whose file is missing"
             case (.applied, let migration?):
                 let up = migration.up.checksum.description
@@ -166,11 +185,11 @@ public final class Migrator {
                     throw MigrateError.nothingToRepair(version: version)
                 }
                 try connection.query(
-                    "UPDATE migrate.history SET up_checksum = $2, down_checksum = $3 WHERE version = $1",
-                    [String(version), up, down])
+                    "UPDATE migrate.history SET up_checksum = $2, down_checksum = $3 WHERE version = $1 AND module = $4",
+                    [String(version), up, down, row.module])
                 detail = "accepted changed files: up \(row.upChecksum) -> \(up), down \(row.downChecksum ?? "none") -> \(down ?? "none")"
             }
-            try history.recordEvent(version, row.name, .repaired, checksum: migration?.up.checksum.description, detail: detail)
+            try history.recordEvent(row.module, version, row.name, .repaired, checksum: migration?.up.checksum.description, detail: detail)
             reporter.step("repaired", "\(version)_\(row.name)")
             reporter.info("  \(detail)")
         }
@@ -252,6 +271,11 @@ public final class Migrator {
         if !problems.isEmpty { throw MigrateError.verificationFailed(problems) }
     }
 
+    private func refuseUnknown(_ module: String?) throws {
+        guard let module, !directory.modules.contains(module) else { return }
+        throw MigrateError.unknownModule(module, known: directory.modules)
+    }
+
     private func singleTransactionRefusals(_ steps: [Step]) -> [MigrateError] {
         guard options.singleTransaction else { return [] }
         return steps.filter { !$0.plan.runsInTransaction }.map { .noTransactionInSingleTransaction(file: $0.script.fileName) }
@@ -309,12 +333,19 @@ public final class Migrator {
     /// Reads history under the lock and refuses unfinished migrations and drift, and with
     /// `refusingForeignHistory` a database another tool manages that Freshet has no history for.
     private func verifiedHistory(refusingForeignHistory: Bool = false) throws -> [HistoryStore.Row] {
-        let rows = try history.rows()
+        var rows = try history.rows()
         // Checked before the bookkeeping is created, so a refused database is left exactly as it was.
         if refusingForeignHistory, rows.isEmpty, let foreign = try ForeignHistory.read(connection), foreign.recordsMigrations {
             throw foreign.refusal
         }
-        if !options.dryRun { try history.ensure() }
+        if !options.dryRun {
+            try history.ensure()
+            let assigned = try history.assignModules(directory)
+            if assigned > 0 {
+                reporter.info("gave \(assigned) history row\(assigned == 1 ? "" : "s") written before modules existed the module of \(assigned == 1 ? "its" : "their") folder")
+                rows = try history.rows()
+            }
+        }
         try refuseUnfinished(rows)
         let problems = HistoryDrift(directory: directory, rows: rows).problems(allowOutOfOrder: options.allowOutOfOrder)
         if !problems.isEmpty { throw MigrateError.verificationFailed(problems) }
@@ -344,6 +375,12 @@ public final class Migrator {
         }
         for step in steps {
             if let explanation = step.plan.explanation { reporter.info("\(step.script.fileName): \(explanation)") }
+            guard step.script.direction == .down else { continue }
+            if let reason = step.script.derivedDataReason {
+                reporter.info("\(step.script.fileName): the data-loss guard lets it drop what it drops, which the file declares derived: \(reason)")
+            } else if !step.plan.runsInTransaction {
+                reporter.info("\(step.script.fileName): runs outside a transaction, so the data-loss guard cannot roll it back and does not check it")
+            }
         }
         if options.singleTransaction {
             try runInTransaction(steps)
@@ -358,12 +395,16 @@ public final class Migrator {
         }
     }
 
-    /// Runs the steps and their bookkeeping in one transaction, retrying it after a lock timeout.
+    /// Runs the steps and their bookkeeping in one transaction, retrying it after a lock timeout,
+    /// and again after the data-loss guard has counted what a down step dropped and found it empty
+    /// or allowed.
     private func runInTransaction(_ steps: [Step]) throws {
         var attempt = 0
+        var guarding: DataLossGuard? = steps.contains(where: \.guardsData) ? DataLossGuard() : nil
         while true {
             do {
-                let timings = try attemptTransaction(steps)
+                try guarding?.snapshot(connection)
+                let timings = try attemptTransaction(steps, guarding: guarding)
                 for (step, milliseconds) in zip(steps, timings) {
                     reporter.step(step.verb, step.migration.label, milliseconds: milliseconds)
                 }
@@ -381,6 +422,21 @@ public final class Migrator {
                     "\(timedOut.step.script.fileName): lock timeout, attempt \(attempt) of \(options.lockRetries + 1); "
                         + String(format: "retrying in %.1f s", delay))
                 usleep(useconds_t(delay * 1_000_000))
+            } catch let dropped as DataLossGuard.Dropped {
+                let step = steps[dropped.stepIndex]
+                let counted = try DataLossGuard.count(dropped.objects, connection)
+                let holding = counted.filter { $0.1 > 0 }
+                if holding.isEmpty {
+                    reporter.detail("\(step.script.fileName) drops only empty objects: \(counted.map(\.0.label).joined(separator: ", "))")
+                    guarding?.acceptEmpty(dropped.objects)
+                    continue
+                }
+                let described = holding.map { "\($0.0.label) (\(DataLossGuard.describe($0.1, $0.0)))" }
+                guard options.allowDataLoss else {
+                    throw MigrateError.dataLoss(file: step.script.fileName, objects: described)
+                }
+                reporter.info("\(step.script.fileName): dropping data, as --allow-data-loss allows: \(described.joined(separator: "; "))")
+                guarding?.allow(counted, stepIndex: dropped.stepIndex)
             }
         }
     }
@@ -388,7 +444,7 @@ public final class Migrator {
     /// Sends each file and its bookkeeping as one query string: the server runs a multi-statement
     /// string as one implicit transaction, so a migration costs a single round trip and commits with
     /// its history row or not at all. Several steps share an explicit transaction instead.
-    private func attemptTransaction(_ steps: [Step]) throws -> [Double] {
+    private func attemptTransaction(_ steps: [Step], guarding: DataLossGuard? = nil) throws -> [Double] {
         let explicit = steps.count > 1
         if explicit { try connection.execute("BEGIN") }
         var timings: [Double] = []
@@ -398,14 +454,29 @@ public final class Migrator {
             let started = ContinuousClock.now
             // The newline ends a trailing line comment; the semicolon ends a last statement without one.
             let sql = explicit ? step.plan.sqlInsideRunnerTransaction : step.plan.sql
-            let query = sql + "\n;\n" + (try step.record(.sinceQueryStart))
+            var prelude = ""
+            var check = ""
+            if step.guardsData, let guarding {
+                prelude = guarding.preludeSQL()
+                check = guarding.checkSQL(stepIndex: index) + "\n"
+                if let detail = guarding.allowedDetail(stepIndex: index) {
+                    check += try history.eventSQL(step.migration, .dataLossAllowed, checksum: step.script.checksum.description, detail: detail) + "\n"
+                }
+            }
+            let query = prelude + sql + "\n;\n" + check + (try step.record(.sinceQueryStart))
             do {
                 try connection.execute(query)
                 // A file's own BEGIN turned the query into a transaction block that its blanked COMMIT left open.
                 if !explicit && connection.isInTransaction { try connection.execute("COMMIT") }
-            } catch let error as PostgresError {
+            } catch var error as PostgresError {
                 try refuseLostConnection(error, during: step.script.fileName)
                 if explicit || connection.isInTransaction { rollback() }
+                if let dropped = guarding?.dropped(by: error) { throw dropped }
+                // A write between counting and this attempt: count again.
+                if error.sqlState == DataLossGuard.notEmptySQLState, let guarding {
+                    throw DataLossGuard.Dropped(stepIndex: index, objects: guarding.provedEmpty)
+                }
+                if let position = error.position { error.position = position - prelude.unicodeScalars.count }
                 // Past the file and the separator lies the bookkeeping SQL: its errors are the runner's own.
                 if let position = error.position, position > step.script.sql.unicodeScalars.count + 3 {
                     throw error
@@ -478,9 +549,9 @@ public final class Migrator {
                     failure.note = "The transaction the file opened at line \(line) was rolled back."
                 }
                 if error.isLockTimeout { failure.note = try blockingSessions(after: attempt) }
-                try history.markFailed(version: step.migration.version, error: error.description, statement: index + 1)
+                try history.markFailed(step.migration, error: error.description, statement: index + 1)
                 try history.recordEvent(
-                    step.migration.version, step.migration.name, .failed, checksum: step.script.checksum.description,
+                    step.migration.module, step.migration.version, step.migration.name, .failed, checksum: step.script.checksum.description,
                     detail: failure.summary)
                 throw MigrateError.migrationFailed(failure)
             }
@@ -499,13 +570,18 @@ public final class Migrator {
             during: file)
     }
 
+    /// The WHERE condition naming one history row.
+    private func rowKey(_ row: HistoryStore.Row) throws -> String {
+        "module = \(try connection.literal(row.module)) AND version = \(row.version)"
+    }
+
     private func rollback() {
         _ = try? connection.execute("ROLLBACK")
     }
 
     private func recordFailure(_ failure: MigrationFailure, step: Step) throws {
         try history.recordEvent(
-            step.migration.version, step.migration.name, .failed, checksum: step.script.checksum.description,
+            step.migration.module, step.migration.version, step.migration.name, .failed, checksum: step.script.checksum.description,
             detail: failure.summary)
     }
 

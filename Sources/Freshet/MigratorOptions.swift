@@ -15,6 +15,8 @@ public struct MigratorOptions: Sendable {
     public var force = false
     /// Roll back through a migration without a down file as an empty step, recording it as forced.
     public var allowMissingDown = false
+    /// Let down steps drop tables or columns that hold rows; each is recorded as a `data_loss_allowed` event.
+    public var allowDataLoss = false
 
     public init() {}
 }

@@ -19,6 +19,10 @@ public enum StatusReport {
             append("\n")
             append(entry.outOfOrder ? entry.state.rawValue + "*" : entry.state.rawValue, paddedTo: 10)
             append(String(entry.version), paddedTo: 21)
+            if !entry.module.isEmpty {
+                append(entry.module)
+                append("/")
+            }
             append(entry.name)
             if let appliedAt = entry.appliedAt {
                 append("  (")
@@ -34,6 +38,10 @@ public enum StatusReport {
         let summary = [MigrationStatus.State.applied, .pending, .changed, .missing, .running, .failed]
             .compactMap { state in counts[state].map { "\($0) \(state.rawValue)" } }
         append("\n" + summary.joined(separator: ", "))
+        let modules = moduleVersions(entries)
+        if !modules.isEmpty {
+            append("\nmodules: " + modules.map { "\($0.module) \($0.version.currentVersion.map(String.init) ?? "none")" }.joined(separator: ", "))
+        }
         if entries.contains(where: { $0.outOfOrder }) {
             append("\n* older than the newest applied migration: `up` needs --allow-out-of-order")
         }
@@ -51,6 +59,16 @@ public enum StatusReport {
             public var latestVersion: Int64?
             /// Whether `status --exit-code` exits 3.
             public var needsAttention: Bool
+            /// Each module's versions, by module name; empty for a flat directory.
+            public var modules: [String: ModuleVersion] = [:]
+        }
+
+        /// Where one module stands.
+        public struct ModuleVersion: Codable, Equatable, Sendable {
+            /// The module's newest applied version, or nil when none is.
+            public var currentVersion: Int64?
+            /// The newest version in the module's folder.
+            public var latestVersion: Int64?
         }
 
         /// The database, as `target:` prints it, without secrets.
@@ -59,13 +77,28 @@ public enum StatusReport {
         public var migrations: [MigrationStatus]
     }
 
+    /// Each module's current and latest version, in the order the modules first appear.
+    static func moduleVersions(_ entries: [MigrationStatus]) -> [(module: String, version: Document.ModuleVersion)] {
+        var order: [String] = []
+        var versions: [String: Document.ModuleVersion] = [:]
+        for entry in entries where !entry.module.isEmpty {
+            if versions[entry.module] == nil { order.append(entry.module) }
+            var version = versions[entry.module] ?? Document.ModuleVersion()
+            if entry.isRecorded { version.currentVersion = max(version.currentVersion ?? .min, entry.version) }
+            if entry.state != .missing { version.latestVersion = max(version.latestVersion ?? .min, entry.version) }
+            versions[entry.module] = version
+        }
+        return order.map { ($0, versions[$0]!) }
+    }
+
     public static func json(_ entries: [MigrationStatus], target: String) throws -> String {
         let counts = Dictionary(grouping: entries, by: \.state.rawValue).mapValues(\.count)
         let summary = Document.Summary(
             counts: counts,
             currentVersion: entries.filter { $0.state != .pending }.map(\.version).max(),
             latestVersion: entries.filter { $0.state != .missing }.map(\.version).max(),
-            needsAttention: entries.contains(where: \.needsAttention))
+            needsAttention: entries.contains(where: \.needsAttention),
+            modules: Dictionary(uniqueKeysWithValues: moduleVersions(entries).map { ($0.module, $0.version) }))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let document = Document(target: target, summary: summary, migrations: entries)

@@ -54,6 +54,16 @@ public enum TransactionPolicy {
     /// The first-line directive that makes the runner execute a file statement by statement, outside a transaction.
     public static let noTransactionDirective = "-- migrate:no-transaction"
 
+    /// The first-line directive of a down file whose drops lose nothing: `-- migrate:derived <how it is rebuilt>`.
+    public static let derivedDirective = "-- migrate:derived"
+
+    /// What a file's first line says rebuilds the data it drops, when it is the derived directive.
+    public static func derivedDataReason(_ sql: String) -> String? {
+        guard let line = directiveLine(sql), normalizeDirective(line).hasPrefix("--migrate:derived") else { return nil }
+        let afterDashes = line.dropFirst(2).trimmingCharacters(in: .whitespaces)
+        return String(afterDashes.dropFirst("migrate:derived".count)).trimmingCharacters(in: .whitespaces)
+    }
+
     /// Whether the first line of `sql` is the no-transaction directive.
     public static func hasNoTransactionDirective(_ sql: String) -> Bool {
         // Byte by byte: `status` asks this of every file, and most files start with no comment at all.
@@ -77,7 +87,14 @@ public enum TransactionPolicy {
     /// How `script` runs; throws every reason it cannot run as written (several at once as `.several`).
     public static func plan(_ script: MigrationScript) throws -> ExecutionPlan {
         let file = script.fileName
-        if !script.isSection, let line = directiveLine(script.sql), normalizeDirective(line).hasPrefix("--migrate:"),
+        if let reason = derivedDataReason(script.sql) {
+            guard script.direction == .down else {
+                throw MigrateError.misusedDirective(file: file, reason: "`\(derivedDirective)` belongs in a down file, which is what drops data")
+            }
+            guard !reason.isEmpty else {
+                throw MigrateError.misusedDirective(file: file, reason: "`\(derivedDirective)` must say how what the file drops is rebuilt")
+            }
+        } else if !script.isSection, let line = directiveLine(script.sql), normalizeDirective(line).hasPrefix("--migrate:"),
             !hasNoTransactionDirective(script.sql)
         {
             throw MigrateError.unknownDirective(file: file, directive: line)

@@ -4,10 +4,19 @@ import Freshet
 struct Down: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "down",
-        abstract: "Roll back migrations, one step unless told otherwise.")
+        abstract: "Roll back migrations, one step unless told otherwise.",
+        discussion: """
+            With --module, only that module's migrations are counted and rolled back, together with \
+            the migrations of other modules that require them, which are listed first. A down step \
+            that drops a table or a column holding rows is rolled back and refused, unless the file \
+            declares what it drops derived or --allow-data-loss is given.
+            """)
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var runOptions: RunOptions
+
+    @Option(help: "Roll back only this module's migrations, and those of other modules that require them.")
+    var module: String?
 
     @Option(parsing: .unconditional, help: "Roll back every migration above this version.")
     var to: Int64?
@@ -24,6 +33,9 @@ struct Down: ParsableCommand {
     @Flag(help: "Roll back through a migration without a down file as an empty step; recorded as forced.")
     var allowMissingDown = false
 
+    @Flag(help: "Let a down step drop tables or columns that hold rows; recorded as an event.")
+    var allowDataLoss = false
+
     func validate() throws {
         if [to != nil, steps != nil, all].filter({ $0 }).count > 1 {
             throw ValidationError("Pass one of --to, --steps and --all.")
@@ -36,7 +48,8 @@ struct Down: ParsableCommand {
         var options = try runOptions.migratorOptions()
         options.force = force
         options.allowMissingDown = allowMissingDown
+        options.allowDataLoss = allowDataLoss
         let target: MigrationPlanner.DownTarget = all ? .all : to.map { .version($0) } ?? .steps(steps ?? 1)
-        try global.migrator(options).down(target)
+        try global.migrator(options).down(target, module: module)
     }
 }

@@ -7,10 +7,13 @@ struct Up: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var runOptions: RunOptions
 
-    @Option(help: "Apply only up to and including this version.")
+    @Option(help: "Apply only this module's migrations, and the migrations of other modules they require.")
+    var module: String?
+
+    @Option(help: "Apply only up to and including this version (of --module's migrations, when given).")
     var to: Int64?
 
     func run() throws {
-        try global.migrator(runOptions.migratorOptions()).up(to: to)
+        try global.migrator(runOptions.migratorOptions()).up(to: to, module: module)
     }
 }

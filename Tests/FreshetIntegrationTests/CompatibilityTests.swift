@@ -33,7 +33,8 @@ extension TestDatabase {
         #expect(applied.map(\.version) == directory.migrations.map(\.version))
         let migrated = try snapshot()
         #expect(migrated != empty)
-        try migrator(directory, configure).down(.all)
+        // The fixtures' rows go with their tables: the data-loss guard has its own tests.
+        try migrator(directory) { configure(&$0); $0.allowDataLoss = true }.down(.all)
         #expect(try snapshot() == empty, "rolling everything back leaves the schema as it was")
         #expect(try count("SELECT count(*) FROM migrate.history") == 0)
         try migrator(directory, configure).up()
@@ -115,8 +116,8 @@ extension TestDatabase {
             #expect("\(error)".contains("--allow-missing-down"))
         }
         #expect(try database.count("SELECT count(*) FROM migrate.history") == 2, "the refusal changed nothing")
-        try database.migrator(directory) { $0.allowMissingDown = true }.down(.all)
-        #expect(try database.events().suffix(3) == ["2:forced", "2:rolled_back", "1:rolled_back"])
+        try database.migrator(directory) { $0.allowMissingDown = true; $0.allowDataLoss = true }.down(.all)
+        #expect(try database.events().suffix(4) == ["2:forced", "2:rolled_back", "1:data_loss_allowed", "1:rolled_back"])
         try database.roundTrip(directory) { $0.allowMissingDown = true }
     }
 

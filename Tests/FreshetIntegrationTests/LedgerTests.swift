@@ -112,17 +112,46 @@ import Testing
             "the hot vault was hot")
     }
 
+    /// The feed as a reader sees it, byte for byte: the log, the subscriptions, the watched tables
+    /// and the capture triggers' definitions.
+    static func feedDigest(_ connection: PGConnection) throws -> String {
+        try connection.scalar(
+            """
+            SELECT md5(concat_ws('|',
+                (SELECT string_agg(l::text, ',' ORDER BY l.id) FROM feed.change_log l),
+                (SELECT string_agg(s::text, ',' ORDER BY s::text) FROM feed.subscriptions s),
+                (SELECT string_agg(w::text, ',' ORDER BY w::text) FROM feed.watched_tables w),
+                (SELECT string_agg(pg_get_triggerdef(t.oid), ',' ORDER BY t.tgname) FROM pg_trigger t
+                 WHERE t.tgrelid = 'app.accounts'::regclass AND NOT t.tgisinternal)))
+            """) ?? ""
+    }
+
+    /// Rolling the ledger back as users do, `down --module ledger --to 6`, leaves the feed alone.
     @Test func rollingBackToMaterializedViewsAndForwardAgainLosesNothing() throws {
         let stream = LedgerStream(seed: 99, atoms: 30, triples: 20, accounts: 80, events: 3_000)
         let database = try BundleDatabase.fresh()
         let connection = try database.connect()
         let moves = stream.moves.sorted()
+        try connection.execute(
+            """
+            CREATE SCHEMA app;
+            CREATE TABLE app.accounts (id bigint PRIMARY KEY, owner text NOT NULL);
+            SELECT feed.watch('app.accounts');
+            INSERT INTO app.accounts SELECT n, 'user' || n FROM generate_series(1, 50) n;
+            SELECT feed.subscribe('client-1', 'app.accounts');
+            """)
         try stream.insert(stream.creations, into: connection, maximumBatch: 25)
         try stream.insert(Array(moves.prefix(2_000)), into: connection, maximumBatch: 17)
         try Self.drain(connection)
         let tables = try Self.digests(connection)
+        let feed = try Self.feedDigest(connection)
+        #expect(try connection.scalar("SELECT count(*) FROM feed.change_log") == "50")
 
-        try Self.migrator(database).down(.version(6))
+        let rolledBack = try Self.migrator(database).down(.version(6), module: "ledger")
+        #expect(rolledBack.map(\.version) == [12, 7], "only the ledger's steps above 6")
+        #expect(try Self.feedDigest(connection) == feed, "the feed's log, subscriptions and triggers are untouched")
+        try connection.execute("INSERT INTO app.accounts VALUES (51, 'after the rollback')")
+        #expect(try connection.scalar("SELECT count(*) FROM feed.change_log") == "51", "writes are still captured")
         #expect(try connection.scalar("SELECT string_agg(DISTINCT relkind::text, '') FROM pg_class WHERE relnamespace = 'ledger'::regnamespace AND relname IN ('atom', 'position', 'vault', 'term', 'triple_term')") == "m")
         #expect(try Self.digests(connection) == tables, "the materialized views hold exactly what the tables held")
         #expect(try Self.differences(connection) == 0)
@@ -155,11 +184,12 @@ import Testing
         let corrupted = try Self.digests(connection)
 
         #expect {
-            try Self.migrator(database).down(.version(6))
+            try Self.migrator(database).down(.version(6), module: "ledger")
         } throws: { error in
-            "\(error)".contains("aggregate tables differ from their definitions") && "\(error)".contains("0007_ledger_triggers.down.sql")
+            "\(error)".contains("aggregate tables differ from their definitions") && "\(error)".contains("ledger/0007_ledger_triggers.down.sql")
         }
-        #expect(try connection.scalar("SELECT max(version) FROM migrate.history") == "7", "still on version 2")
+        #expect(try connection.scalar("SELECT max(version) FROM migrate.history WHERE module = 'ledger'") == "7", "still on the triggers")
+        #expect(try connection.scalar("SELECT max(version) FROM migrate.history") == "14", "and the other modules untouched")
         #expect(try connection.scalar("SELECT relkind::text FROM pg_class WHERE oid = 'ledger.position'::regclass") == "r")
         #expect(try Self.digests(connection) == corrupted, "the refused rollback kept every row as it was")
         #expect(try Self.differences(connection) == 2, "verify() names the corrupted row both ways")
