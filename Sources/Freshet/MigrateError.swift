@@ -32,6 +32,7 @@ public enum MigrateError: Error, CustomStringConvertible, Sendable {
     case moduleRequirement(file: String, line: Int, reason: String)
     case unmetRequirement(String)
     case unknownModule(String, known: [String])
+    case moduleNeeded(known: [String])
     case dataLoss(file: String, objects: [String])
     case several([MigrateError])
 
@@ -68,6 +69,8 @@ public enum MigrateError: Error, CustomStringConvertible, Sendable {
             known.isEmpty
                 ? "--module \(module): this directory has no modules (its .sql files sit directly in it)"
                 : "there is no module \(module); the modules are \(known.joined(separator: ", "))"
+        case .moduleNeeded(let known):
+            "this directory is a bundle of modules (\(known.joined(separator: ", "))): name the one the migration belongs to with --module"
         case .dataLoss(let file, let objects):
             "\(file) drops data, so it was rolled back and nothing changed: \(objects.joined(separator: "; ")). "
                 + "Pass --allow-data-loss to drop it anyway (recorded as an event), or declare in the down file that "

@@ -8,6 +8,9 @@ struct New: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
+    @Option(help: "The module whose folder gets the files, in a bundle of modules (a new name starts a module).")
+    var module: String?
+
     @Flag(help: "Number the migration with a UTC timestamp instead of the next integer.")
     var timestamp = false
 
@@ -15,7 +18,7 @@ struct New: ParsableCommand {
     var name: String
 
     func run() throws {
-        for path in try MigrationScaffolder.create(name: name, in: global.migrationsPath, timestamp: timestamp) {
+        for path in try MigrationScaffolder.create(name: name, in: global.migrationsPath, module: module, timestamp: timestamp) {
             global.reporter.info("created \(path)")
         }
     }

@@ -20,7 +20,12 @@ public final class MigrationFixture {
         if let down { try write("\(stem).down.sql", down) }
     }
 
+    /// Writes a file; a name with a folder, as `ledger/1_a.up.sql`, puts it in that module's folder.
     public func write(_ name: String, _ contents: String) throws {
+        let folder = (name as NSString).deletingLastPathComponent
+        if !folder.isEmpty {
+            try FileManager.default.createDirectory(atPath: "\(path)/\(folder)", withIntermediateDirectories: true)
+        }
         try contents.write(toFile: "\(path)/\(name)", atomically: true, encoding: .utf8)
     }
 

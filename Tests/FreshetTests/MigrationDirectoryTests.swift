@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import Freshet
@@ -40,5 +41,35 @@ import FreshetTestSupport
         let fixture = try MigrationFixture()
         try fixture.add("0001_a", "SELECT 1;", down: nil)
         #expect(try fixture.directory().migrations.first?.down == nil)
+    }
+
+    @Test func moduleFoldersShareOneNumberingAndFlatFilesWinOverFolders() throws {
+        let fixture = try MigrationFixture()
+        try fixture.add("base/0001_a", "SELECT 1;")
+        try fixture.add("users/0002_b", "SELECT 2;")
+        try fixture.add("users/0001_c", "SELECT 3;")
+        #expect {
+            try fixture.directory()
+        } throws: { "\($0)".contains("version 1 is used by more than one migration: base/0001_a.up.sql, users/0001_c.up.sql") }
+        try fixture.remove("users/0001_c")
+        #expect(try fixture.directory().modules == ["base", "users"])
+        try fixture.write("Bad-Name/0003_d.up.sql", "SELECT 4;")
+        #expect { try fixture.directory() } throws: { "\($0)".contains("Bad-Name/: malformed migration file name") }
+        try FileManager.default.removeItem(atPath: fixture.path + "/Bad-Name")
+        // A .sql file directly in the directory makes it flat, as golang-migrate reads it: folders are not modules.
+        try fixture.add("0003_flat", "SELECT 5;")
+        #expect(try fixture.directory().modules.isEmpty)
+        #expect(try fixture.directory().migrations.map(\.version) == [3])
+    }
+
+    @Test func newMigrationsGoIntoTheirModulesFolder() throws {
+        let fixture = try MigrationFixture()
+        try fixture.add("base/0001_a", "SELECT 1;")
+        try fixture.add("users/0002_b", "SELECT 2;")
+        #expect(throws: MigrateError.self) { try MigrationScaffolder.create(name: "c", in: fixture.path) }
+        let paths = try MigrationScaffolder.create(name: "add audit", in: fixture.path, module: "audit")
+        #expect(paths.map { ($0 as NSString).lastPathComponent } == ["0003_add_audit.up.sql", "0003_add_audit.down.sql"])
+        #expect(try fixture.directory().modules == ["base", "users", "audit"])
+        #expect(try String(contentsOfFile: fixture.path + "/migrate.sum", encoding: .utf8).contains("audit/0003_add_audit.up.sql "))
     }
 }
