@@ -80,6 +80,45 @@ func threeModules() throws -> MigrationFixture {
         } throws: { "\($0)".contains("there is no module nobody; the modules are base, users, audit") }
     }
 
+    @Test func aDryRunPrintsTheWholePlanDependentsIncluded() throws {
+        let database = try TestDatabase()
+        let fixture = try threeModules()
+        try database.migrator(fixture).up()
+        let outcome = try MigrateBinary.run(["down", "--module", "base", "--steps", "1", "--dry-run", "--dir", fixture.path, "--url", database.url])
+        #expect(outcome.status == 0, "\(outcome.output)")
+        #expect(outcome.output.contains("also rolling back, because they require what is rolled back: audit/6_who"))
+        let plan = outcome.output.split(separator: "\n").filter { $0.hasPrefix("would roll back") }
+        #expect(plan == ["would roll back audit/6_who.down.sql", "would roll back base/4_helpers.down.sql"], "\(outcome.output)")
+        #expect(try database.count("SELECT count(*) FROM migrate.history") == 6, "a dry run changes nothing")
+    }
+
+    /// The bundle's feed declares nothing derived: rolling it back with changes in its log refuses.
+    @Test func rollingTheFeedBackWithChangesInItsLogIsRefused() throws {
+        let database = try BundleDatabase.fresh()
+        let connection = try database.connect()
+        try connection.execute(
+            """
+            CREATE SCHEMA app;
+            CREATE TABLE app.notes (id bigint PRIMARY KEY, body text);
+            SELECT feed.watch('app.notes');
+            INSERT INTO app.notes VALUES (1, 'kept');
+            """)
+        let bundle = try MigrationDirectory(path: BundleDatabase.migrationsPath)
+        let make = { (allow: Bool) in
+            var options = MigratorOptions()
+            options.allowDataLoss = allow
+            return Migrator(connection: try database.connect(), directory: bundle, reporter: database.output.reporter, options: options)
+        }
+        #expect {
+            try make(false).down(.all, module: "feed")
+        } throws: { "\($0)".contains("feed/0008_feed.down.sql drops data") && "\($0)".contains("table feed.change_log (1 row)") }
+        #expect(try connection.scalar("SELECT count(*) FROM feed.change_log") == "1", "the log is kept")
+        #expect(try connection.scalar("SELECT count(*) FROM migrate.history WHERE module = 'feed'") == "1", "only 0013 went")
+        #expect(try make(true).down(.all, module: "feed").map(\.version) == [8])
+        #expect(try connection.scalar("SELECT to_regclass('feed.change_log') IS NULL") == "t")
+        #expect(try connection.scalar("SELECT count(*) FROM migrate.history") == "12", "every other module stays")
+    }
+
     @Test func statusShowsEachModulesVersion() throws {
         let database = try TestDatabase()
         let fixture = try threeModules()

@@ -1,3 +1,4 @@
+-- migrate:derived capture_owner is each watched table's owner, which the up file reads again as it watches every table again; subscription secrets and the other columns it drops are credentials and state of the hardened design, which the up file issues anew
 -- Undo 0013_feed_hardening.up.sql: capture owned by the feed again, advisory key 47, client-written
 -- subscription state, the previous functions, paths and privileges. Watched tables stay watched.
 

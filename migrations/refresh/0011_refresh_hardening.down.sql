@@ -1,3 +1,4 @@
+-- migrate:derived lease tokens belong to claims in flight, which the up file issues anew to every job being processed
 -- Undo 0011_refresh_hardening.up.sql: worker ids instead of lease tokens, the previous functions,
 -- paths and privileges.
 
