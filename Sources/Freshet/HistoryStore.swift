@@ -152,16 +152,6 @@ public struct HistoryStore {
         if !upgrade.isEmpty { try connection.execute(upgrade.joined(separator: ";\n")) }
     }
 
-    /// Whether the history has its module column: bookkeeping from before modules lacks it until
-    /// a command that writes upgrades it.
-    private func hasModules() throws -> Bool {
-        try connection.scalar(
-            """
-            SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('migrate.history')
-                           AND attname = 'module' AND NOT attisdropped)
-            """) == "t"
-    }
-
     /// Gives each row written before modules existed (module '') the module whose folder holds its
     /// version, with an `assigned` event; rows whose version no folder holds stay as they are.
     func assignModules(_ directory: MigrationDirectory) throws -> Int {
@@ -178,12 +168,19 @@ public struct HistoryStore {
 
     /// Every history row, by version.
     public func rows() throws -> [Row] {
-        guard try exists() else { return [] }
+        // One round trip for both questions: whether there is a history, and whether it has modules yet.
+        let shape = try connection.scalar(
+            """
+            SELECT CASE WHEN to_regclass('migrate.events') IS NULL THEN 'none'
+                        WHEN EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('migrate.history')
+                                     AND attname = 'module' AND NOT attisdropped) THEN 'modules' ELSE 'flat' END
+            """)
+        guard shape != "none" else { return [] }
         let result = try connection.query(
             """
             SELECT version, name, up_checksum, down_checksum, state,
                    to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), applied_by,
-                   date_part('epoch', duration) * 1000, error, failed_statement, \(try hasModules() ? "module" : "''")
+                   date_part('epoch', duration) * 1000, error, failed_statement, \(shape == "modules" ? "module" : "''")
             FROM migrate.history ORDER BY version, 11
             """)
         return result.rows.map { row in
