@@ -425,7 +425,7 @@ public final class Migrator {
             } catch let dropped as DataLossGuard.Dropped {
                 let step = steps[dropped.stepIndex]
                 let counted = try DataLossGuard.count(dropped.objects, connection)
-                let holding = counted.filter { $0.1 > 0 }
+                let holding = counted.filter { $0.1 != 0 }
                 if holding.isEmpty {
                     reporter.detail("\(step.script.fileName) drops only empty objects: \(counted.map(\.0.label).joined(separator: ", "))")
                     guarding?.acceptEmpty(dropped.objects)

@@ -217,6 +217,38 @@ func threeModules() throws -> MigrationFixture {
             == "dropped with --allow-data-loss: table public.regions (3 rows)")
     }
 
+    /// A policy that hides rows from the table's own owner cannot make the guard count them as none.
+    @Test func rowsHiddenByRowLevelSecurityStillCount() throws {
+        let database = try TestDatabase()
+        let owner = "guard_owner_\(getpid())"
+        try database.connect().execute(
+            """
+            CREATE ROLE \(owner) LOGIN;
+            GRANT CREATE ON DATABASE \(database.name) TO \(owner);
+            GRANT CREATE ON SCHEMA public TO \(owner);
+            """)
+        defer { _ = try? database.connect().execute("DROP OWNED BY \(owner); DROP ROLE \(owner)") }
+        let fixture = try MigrationFixture()
+        try fixture.add(
+            "1_hidden",
+            """
+            CREATE TABLE hidden (id int);
+            ALTER TABLE hidden ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+            CREATE POLICY nothing_visible ON hidden USING (false) WITH CHECK (true);
+            INSERT INTO hidden VALUES (1), (2);
+            """, down: "DROP TABLE hidden;")
+        let asOwner = { Migrator(
+            connection: try PGConnection(conninfo: database.conninfo + " user=\(owner)"), directory: try fixture.directory(),
+            reporter: database.output.reporter, options: MigratorOptions()) }
+        try asOwner().up()
+        #expect(try PGConnection(conninfo: database.conninfo + " user=\(owner)").scalar("SELECT count(*) FROM hidden") == "0",
+            "the owner sees none of its rows")
+        #expect {
+            try asOwner().down()
+        } throws: { "\($0)".contains("table public.hidden (cannot be counted with row-level security off, so it may hold data)") }
+        #expect(try database.count("SELECT count(*) FROM hidden") == 2, "the rows are still there")
+    }
+
     @Test func aDownDeclaringItsDataDerivedRunsAndSaysWhy() throws {
         let database = try TestDatabase()
         let fixture = try MigrationFixture()
