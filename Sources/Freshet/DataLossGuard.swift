@@ -28,8 +28,9 @@ struct DataLossGuard {
 
     /// Every table and column of user schemas now.
     private(set) var objects: [String: Object] = [:]
-    /// Objects found empty, which a later attempt may drop once it has proved them still empty.
-    private(set) var provedEmpty: [Object] = []
+    /// Objects found empty, by the step that drops them, which a later attempt may drop once it
+    /// has proved them still empty.
+    private(set) var provedEmpty: [Int: [Object]] = [:]
     /// Objects `--allow-data-loss` lets a step drop with their rows, by step index.
     private(set) var allowed: [Int: [(Object, Int64)]] = [:]
 
@@ -57,11 +58,12 @@ struct DataLossGuard {
         }
     }
 
-    /// SQL to run before step `index`: locks the objects proved empty against writers and checks they still are.
-    func preludeSQL() -> String {
-        guard !provedEmpty.isEmpty else { return "" }
-        let tables = Set(provedEmpty.map(\.tableName)).sorted()
-        let checks = provedEmpty.map { object in
+    /// SQL to run before step `index`: locks the objects it drops that were proved empty against
+    /// writers, and checks they still are.
+    func preludeSQL(stepIndex: Int) -> String {
+        guard let empty = provedEmpty[stepIndex], !empty.isEmpty else { return "" }
+        let tables = Set(empty.map(\.tableName)).sorted()
+        let checks = empty.map { object in
             let condition = object.columnName.map { "\($0) IS NOT NULL" } ?? "true"
             return "IF EXISTS (SELECT FROM \(object.tableName) WHERE \(condition)) THEN "
                 + "RAISE EXCEPTION USING ERRCODE = '\(Self.notEmptySQLState)', MESSAGE = 'freshet data-loss guard: \(object.key) holds rows again'; END IF;"
@@ -69,9 +71,10 @@ struct DataLossGuard {
         return "LOCK TABLE \(tables.joined(separator: ", ")) IN SHARE MODE;\nDO $freshet_guard$ BEGIN \(checks.joined(separator: " ")) END $freshet_guard$;\n"
     }
 
-    /// SQL to run after step `index`'s file: raises, naming every listed object that is gone.
+    /// SQL to run after step `index`'s file: raises, naming every listed object that is gone. What
+    /// any step may drop is left out: after an earlier step of the same transaction it is gone too.
     func checkSQL(stepIndex: Int) -> String {
-        let accepted = Set(provedEmpty.map(\.key) + (allowed[stepIndex] ?? []).map(\.0.key))
+        let accepted = Set(provedEmpty.values.joined().map(\.key) + allowed.values.joined().map(\.0.key))
         let watched = objects.values.filter { !accepted.contains($0.key) }
         let tables = watched.filter { $0.column == 0 }.map { String($0.table) }
         let columns = watched.filter { $0.column != 0 }
@@ -125,8 +128,8 @@ struct DataLossGuard {
         }
     }
 
-    mutating func acceptEmpty(_ objects: [Object]) {
-        provedEmpty += objects
+    mutating func acceptEmpty(_ objects: [Object], stepIndex: Int) {
+        provedEmpty[stepIndex, default: []] += objects
     }
 
     mutating func allow(_ counted: [(Object, Int64)], stepIndex: Int) {

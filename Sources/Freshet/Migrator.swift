@@ -428,7 +428,7 @@ public final class Migrator {
                 let holding = counted.filter { $0.1 != 0 }
                 if holding.isEmpty {
                     reporter.detail("\(step.script.fileName) drops only empty objects: \(counted.map(\.0.label).joined(separator: ", "))")
-                    guarding?.acceptEmpty(dropped.objects)
+                    guarding?.acceptEmpty(dropped.objects, stepIndex: dropped.stepIndex)
                     continue
                 }
                 let described = holding.map { "\($0.0.label) (\(DataLossGuard.describe($0.1, $0.0)))" }
@@ -457,7 +457,7 @@ public final class Migrator {
             var prelude = ""
             var check = ""
             if step.guardsData, let guarding {
-                prelude = guarding.preludeSQL()
+                prelude = guarding.preludeSQL(stepIndex: index)
                 check = guarding.checkSQL(stepIndex: index) + "\n"
                 if let detail = guarding.allowedDetail(stepIndex: index) {
                     check += try history.eventSQL(step.migration, .dataLossAllowed, checksum: step.script.checksum.description, detail: detail) + "\n"
@@ -474,7 +474,7 @@ public final class Migrator {
                 if let dropped = guarding?.dropped(by: error) { throw dropped }
                 // A write between counting and this attempt: count again.
                 if error.sqlState == DataLossGuard.notEmptySQLState, let guarding {
-                    throw DataLossGuard.Dropped(stepIndex: index, objects: guarding.provedEmpty)
+                    throw DataLossGuard.Dropped(stepIndex: index, objects: guarding.provedEmpty[index] ?? [])
                 }
                 if let position = error.position { error.position = position - prelude.unicodeScalars.count }
                 // Past the file and the separator lies the bookkeeping SQL: its errors are the runner's own.

@@ -187,6 +187,22 @@ func threeModules() throws -> MigrationFixture {
         #expect(try !database.tableExists("scratch"))
     }
 
+    /// In one transaction a later step no longer sees what an earlier one dropped, and a refusal
+    /// rolls back every step.
+    @Test func theGuardWorksAcrossOneTransactionForEveryStep() throws {
+        let database = try TestDatabase()
+        let fixture = try fixture()
+        try database.migrator(fixture).up()
+        #expect {
+            try database.migrator(fixture) { $0.singleTransaction = true }.down(.all)
+        } throws: { "\($0)".contains("2_codes.down.sql drops data") && "\($0)".contains("column public.regions.code (2 values)") }
+        #expect(try database.count("SELECT count(*) FROM migrate.history") == 3, "nothing of the transaction was kept")
+        #expect(try database.tableExists("scratch"))
+        let rolledBack = try database.migrator(fixture) { $0.singleTransaction = true; $0.allowDataLoss = true }.down(.all)
+        #expect(rolledBack.map(\.version) == [3, 2, 1])
+        #expect(try database.count("SELECT count(*) FROM migrate.events WHERE action = 'data_loss_allowed'") == 2, "the column's values and the table's rows")
+    }
+
     @Test func aDroppedColumnWithValuesIsRefusedAndKept() throws {
         let database = try TestDatabase()
         let fixture = try fixture()
