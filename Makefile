@@ -3,7 +3,9 @@ SWIFT ?= swift
 PGDATA ?= .pgdata
 MIGRATE = $(SWIFT) run --quiet migrate
 
-.PHONY: deps build up test bench stop clean
+PG_CONFIG ?= pg_config
+
+.PHONY: deps build up test bench stop clean extension install-extension
 
 deps:
 	@scripts/install-deps.sh
@@ -17,11 +19,21 @@ up: build
 	  echo && echo "The development cluster runs in $(PGDATA). Connect with:" && echo "  psql '$$url'" && \
 	  echo "Point the runner at it:" && echo "  export DATABASE_URL='$$url'"
 
+# The extension files, generated from migrations/ (never edited, never in git).
+extension: build
+	$(MIGRATE) extension --dir migrations --out extension
+
+# Installs them into `pg_config --sharedir`/extension; DESTDIR=/tmp/stage stages them instead.
+install-extension: extension
+	$(MAKE) -C extension install PG_CONFIG=$(PG_CONFIG) DESTDIR=$(DESTDIR)
+
 test: deps
 	$(SWIFT) build --build-tests
+	$(MAKE) install-extension
 	$(MIGRATE) verify --offline
 	$(SWIFT) test --skip-build
 	$(MIGRATE) test
+	$(MIGRATE) test --extension
 
 bench: build
 	scripts/bench.sh

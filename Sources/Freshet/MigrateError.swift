@@ -29,6 +29,8 @@ public enum MigrateError: Error, CustomStringConvertible, Sendable {
     case invalidDuration(String)
     case cluster(String)
     case misusedDirective(file: String, reason: String)
+    case extensionRefused(String)
+    case extensionInstalled(name: String, version: String)
     case moduleRequirement(file: String, line: Int, reason: String)
     case unmetRequirement(String)
     case unknownModule(String, known: [String])
@@ -91,6 +93,11 @@ public enum MigrateError: Error, CustomStringConvertible, Sendable {
         case .unknownDirective(let file, let directive):
             "\(file):1: unknown directive `\(directive)`; the directives are `\(TransactionPolicy.noTransactionDirective)` "
                 + "and, in a down file, `\(TransactionPolicy.derivedDirective) <how what it drops is rebuilt>`"
+        case .extensionRefused(let reason):
+            "cannot make the extension scripts: \(reason)"
+        case .extensionInstalled(let name, let version):
+            "this database has the extension \(name) \(version) installed, so its schemas belong to the extension path: "
+                + "move it with ALTER EXTENSION \(name) UPDATE TO ..., or run migrate on a database without Freshet's extensions"
         case .misusedDirective(let file, let reason):
             "\(file):1: \(reason)"
         case .malformedDbmateFile(let file, let line, let reason):

@@ -271,6 +271,19 @@ public final class Migrator {
         if !problems.isEmpty { throw MigrateError.verificationFailed(problems) }
     }
 
+    /// Refuses a database where one of the directory's modules is installed as an extension: its
+    /// objects belong to the extension, and its versions move with ALTER EXTENSION.
+    private func refuseInstalledExtensions() throws {
+        guard !directory.modules.isEmpty else { return }
+        let names = directory.modules.map(ExtensionBundle.extensionName) + [ExtensionBundle.umbrella]
+        let result = try connection.query(
+            "SELECT extname::text, extversion FROM pg_catalog.pg_extension WHERE extname::text = ANY ($1::text[]) ORDER BY extname = 'freshet', extname",
+            ["{" + names.joined(separator: ",") + "}"])
+        if let first = result.rows.first {
+            throw MigrateError.extensionInstalled(name: first[0]!, version: first[1]!)
+        }
+    }
+
     private func refuseUnknown(_ module: String?) throws {
         guard let module, !directory.modules.contains(module) else { return }
         throw MigrateError.unknownModule(module, known: directory.modules)
@@ -338,6 +351,7 @@ public final class Migrator {
         if refusingForeignHistory, rows.isEmpty, let foreign = try ForeignHistory.read(connection), foreign.recordsMigrations {
             throw foreign.refusal
         }
+        try refuseInstalledExtensions()
         if !options.dryRun {
             try history.ensure()
             let assigned = try history.assignModules(directory)

@@ -15,7 +15,7 @@ struct Migrate: ParsableCommand {
         version: "migrate (Freshet) 0.13.0",
         subcommands: [
             Up.self, Down.self, Status.self, Verify.self, New.self, Sum.self, Repair.self, Baseline.self, Wait.self, Test.self,
-            Cluster.self,
+            Cluster.self, Extension.self,
         ]
     )
 

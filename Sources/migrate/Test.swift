@@ -17,6 +17,9 @@ struct Test: ParsableCommand {
     @Option(help: "Directory of pgTAP files.")
     var tests = "Tests/sql"
 
+    @Flag(help: "Build the test databases with CREATE EXTENSION freshet CASCADE (installed by `make install-extension`).")
+    var `extension` = false
+
     @Flag(name: .shortAndLong, help: "Print notices and cluster details.")
     var verbose = false
 
@@ -24,7 +27,7 @@ struct Test: ParsableCommand {
         let global = try GlobalOptions.parse(dir.map { ["--dir", $0] } ?? [])
         let runner = SQLTestRunner(
             directory: try global.loadDirectory(), testsDirectory: tests,
-            reporter: Reporter(verbosity: verbose ? .verbose : .normal))
+            reporter: Reporter(verbosity: verbose ? .verbose : .normal), throughExtension: `extension`)
         let summary = try runner.run(url: url)
         if summary.failed > 0 { throw ExitCode.failure }
     }

@@ -1,0 +1,215 @@
+import Foundation
+import Testing
+
+@testable import Freshet
+import FreshetTestSupport
+
+/// The extension path, from the files `make install-extension` generated and installed.
+enum InstalledExtension {
+    static var bundle: MigrationDirectory { get throws { try MigrationDirectory(path: BundleDatabase.migrationsPath) } }
+
+    /// Where PGXS installed the files: `pg_config --sharedir`/extension of the server the tests use.
+    static func directory(_ cluster: PostgresCluster) throws -> String {
+        let sharedir = try ProcessRunner.check(cluster.installation.program("pg_config"), ["--sharedir"])
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        return sharedir + "/extension"
+    }
+
+    /// Refuses to test stale or missing files: they must be what the migrations generate now.
+    static func require(_ cluster: PostgresCluster) throws {
+        let installed = try directory(cluster)
+        for file in try ExtensionBundle(directory: bundle).files {
+            let text = try? String(contentsOfFile: "\(installed)/\(file.name)", encoding: .utf8)
+            guard text == file.text else {
+                throw MigrateError.cluster("\(installed)/\(file.name) is missing or stale: run `make install-extension` (make test does)")
+            }
+        }
+    }
+
+    /// A database with every module installed as an extension.
+    static func database() throws -> TestDatabase {
+        let database = try TestDatabase()
+        try require(database.cluster)
+        try database.connect().execute("CREATE EXTENSION freshet CASCADE")
+        return database
+    }
+
+    /// The plain schema of an extension database, as `pg_dump` shows it once a copy's objects leave
+    /// their extensions: pg_dump leaves extension members out.
+    static func schema(of database: TestDatabase) throws -> SchemaSnapshot {
+        let copy = try TestDatabase(template: database.name)
+        try copy.connect().execute(
+            """
+            DO $$
+            DECLARE member record;
+            BEGIN
+                FOR member IN
+                    SELECT e.extname, o.type, o.identity
+                    FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+                    CROSS JOIN LATERAL pg_identify_object(d.classid, d.objid, d.objsubid) o
+                    WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e' AND e.extname LIKE 'freshet%'
+                LOOP
+                    EXECUTE format('ALTER EXTENSION %I DROP %s %s', member.extname, member.type, member.identity);
+                END LOOP;
+                FOR member IN SELECT extname FROM pg_extension WHERE extname LIKE 'freshet%' ORDER BY extname = 'freshet' DESC, oid DESC LOOP
+                    EXECUTE format('DROP EXTENSION %I', member.extname);
+                END LOOP;
+            END $$;
+            """)
+        return try SchemaSnapshot(conninfo: copy.conninfo, installation: copy.cluster.installation)
+    }
+
+    static func versions(_ connection: PGConnection) throws -> [String: String] {
+        Dictionary(uniqueKeysWithValues: try connection.query(
+            "SELECT extname::text, extversion FROM pg_extension WHERE extname LIKE 'freshet%'").rows.map { ($0[0]!, $0[1]!) })
+    }
+}
+
+@Suite struct ExtensionTests {
+    @Test func aStagedInstallHoldsExactlyTheControlFilesAndTheGeneratedScripts() throws {
+        let bundle = try ExtensionBundle(directory: InstalledExtension.bundle)
+        let work = NSTemporaryDirectory() + "freshet-extension-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        try bundle.write(to: work)
+        let cluster = try TestCluster.shared()
+        let makefile = BundleDatabase.migrationsPath + "/../extension/Makefile"
+        _ = try ProcessRunner.check("/usr/bin/make", [
+            "-C", work, "-f", makefile, "install", "DESTDIR=\(work)/stage", "PG_CONFIG=\(cluster.installation.program("pg_config"))",
+        ])
+        let staged = "\(work)/stage" + (try InstalledExtension.directory(cluster))
+        let files = try FileManager.default.contentsOfDirectory(atPath: staged).sorted()
+        #expect(files == bundle.files.map(\.name).sorted())
+        #expect(files.contains("freshet_ledger--0012--0007.sql") && files.contains("freshet_ledger--0007--0012.sql"))
+        #expect(files.filter { $0.hasSuffix(".control") } == ["freshet.control", "freshet_feed.control", "freshet_foundation.control",
+            "freshet_jobs.control", "freshet_ledger.control", "freshet_refresh.control"])
+        let ledger = bundle.files.first { $0.name == "freshet_ledger.control" }!.text
+        #expect(ledger.contains("default_version = '0012'") && ledger.contains("requires = 'freshet_foundation, freshet_jobs'"))
+        #expect(ledger.contains("relocatable = false") && ledger.contains("superuser = true"))
+    }
+
+    @Test func theUmbrellaInstallsEveryModuleWithTheMigrationPathsSchema() throws {
+        let database = try InstalledExtension.database()
+        #expect(try InstalledExtension.versions(database.connect()) == [
+            "freshet": "1", "freshet_foundation": "0009", "freshet_jobs": "0010", "freshet_refresh": "0014",
+            "freshet_ledger": "0012", "freshet_feed": "0013",
+        ])
+        let migrated = try BundleDatabase.fresh()
+        let viaMigrations = try SchemaSnapshot(conninfo: migrated.conninfo, installation: migrated.cluster.installation)
+        let viaExtension = try InstalledExtension.schema(of: database)
+        #expect(viaExtension == viaMigrations, "\(viaExtension.difference(from: viaMigrations))")
+    }
+
+    /// Every lower version of every module, reached with ALTER EXTENSION, has the schema the
+    /// runner's per-module down gives, and so has the way back up.
+    @Test func everyVersionOfEveryModuleMatchesTheRunnersDownAndUp() throws {
+        let bundle = try InstalledExtension.bundle
+        let viaExtension = try InstalledExtension.database()
+        // A connection per statement: the schema is read from a copy, which needs the database idle.
+        func onExtension(_ sql: String) throws { try viaExtension.connect().execute(sql) }
+        let migrated = try BundleDatabase.fresh()
+        var options = MigratorOptions()
+        options.allowDataLoss = true
+        for module in bundle.modules {
+            let chain = bundle.migrations.filter { $0.module == module }
+            for target in chain.dropLast().reversed() {
+                let plan = try Migrator(connection: migrated.connect(), directory: bundle, reporter: migrated.output.reporter, options: options)
+                    .down(.version(target.version), module: module)
+                // The runner's plan moves dependents first; the extensions move in the same order.
+                var moved: [String] = []
+                for step in plan where !moved.contains(step.module) { moved.append(step.module) }
+                let history = try migrated.connect()
+                for name in moved {
+                    let version = try history.scalar("SELECT max(version) FROM migrate.history WHERE module = $1", [name]).flatMap(Int64.init)!
+                    try onExtension(
+                        "ALTER EXTENSION \(ExtensionBundle.extensionName(name)) UPDATE TO '\(ExtensionBundle.versionName(bundle.migration(version: version)!))'")
+                }
+                let down = try SchemaSnapshot(conninfo: migrated.conninfo, installation: migrated.cluster.installation)
+                let extensionDown = try InstalledExtension.schema(of: viaExtension)
+                #expect(extensionDown == down, "\(module) at \(target.label): \(extensionDown.difference(from: down))")
+                try Migrator(connection: migrated.connect(), directory: bundle, reporter: migrated.output.reporter, options: options).up()
+                for name in moved.reversed() {
+                    try onExtension("ALTER EXTENSION \(ExtensionBundle.extensionName(name)) UPDATE")
+                }
+                let up = try SchemaSnapshot(conninfo: migrated.conninfo, installation: migrated.cluster.installation)
+                #expect(try InstalledExtension.schema(of: viaExtension) == up, "\(module) back up from \(target.label)")
+            }
+        }
+    }
+
+    @Test func theLedgerMovesToItsViewsAndBackWithOneAlterExtensionEachAndTheFeedStays() throws {
+        let database = try InstalledExtension.database()
+        let connection = try database.connect()
+        let stream = LedgerStream(seed: 7, atoms: 20, triples: 10, accounts: 40, events: 1_500)
+        let moves = stream.moves.sorted()
+        try connection.execute(
+            """
+            CREATE SCHEMA app;
+            CREATE TABLE app.accounts (id bigint PRIMARY KEY, owner text NOT NULL);
+            SELECT feed.watch('app.accounts');
+            INSERT INTO app.accounts SELECT n, 'user' || n FROM generate_series(1, 20) n;
+            SELECT feed.subscribe('client-1', 'app.accounts');
+            """)
+        try stream.insert(stream.creations, into: connection, maximumBatch: 25)
+        try stream.insert(Array(moves.prefix(1_000)), into: connection, maximumBatch: 13)
+        try LedgerTests.drain(connection)
+        let tables = try LedgerTests.digests(connection)
+        let feed = try LedgerTests.feedDigest(connection)
+
+        try connection.execute("ALTER EXTENSION freshet_ledger UPDATE TO '0006'")
+        #expect(try InstalledExtension.versions(connection)["freshet_ledger"] == "0006")
+        #expect(try connection.scalar("SELECT relkind::text FROM pg_class WHERE oid = 'ledger.position'::regclass") == "m")
+        #expect(try LedgerTests.digests(connection) == tables, "the views hold exactly what the tables held")
+        #expect(try LedgerTests.feedDigest(connection) == feed, "the feed is untouched")
+        #expect(try InstalledExtension.versions(connection)["freshet_feed"] == "0013")
+
+        try stream.insert(Array(moves.dropFirst(1_000)), into: connection, maximumBatch: 9)
+        try connection.execute("SELECT ledger.refresh_all_views()")
+        try connection.execute("ALTER EXTENSION freshet_ledger UPDATE TO '0012'")
+        #expect(try connection.scalar("SELECT relkind::text FROM pg_class WHERE oid = 'ledger.position'::regclass") == "r")
+        #expect(try LedgerTests.differences(connection) == 0, "verify() is empty after going forward again")
+    }
+
+    @Test func aDowngradeThatWouldChangeAnAggregateRefusesWithXX001AndChangesNothing() throws {
+        let database = try InstalledExtension.database()
+        let connection = try database.connect()
+        let stream = LedgerStream(seed: 3, atoms: 8, triples: 4, accounts: 10, events: 200)
+        try stream.insert(stream.creations, into: connection, maximumBatch: 25)
+        try stream.insert(stream.moves.sorted(), into: connection, maximumBatch: 10)
+        try LedgerTests.drain(connection)
+        try connection.execute("UPDATE ledger.position SET total_redeem_assets = total_redeem_assets + 1 WHERE (account_id, term_id, curve_id) = (SELECT account_id, term_id, curve_id FROM ledger.position ORDER BY 1, 2, 3 LIMIT 1)")
+        let corrupted = try LedgerTests.digests(connection)
+        #expect {
+            try connection.execute("ALTER EXTENSION freshet_ledger UPDATE TO '0006'")
+        } throws: { ($0 as? PostgresError)?.sqlState == "XX001" }
+        #expect(try InstalledExtension.versions(connection)["freshet_ledger"] == "0012")
+        #expect(try LedgerTests.digests(connection) == corrupted, "every row as it was")
+    }
+
+    @Test func anUnknownVersionGetsPostgreSQLsOwnError() throws {
+        let database = try InstalledExtension.database()
+        #expect {
+            try database.connect().execute("ALTER EXTENSION freshet_ledger UPDATE TO '0042'")
+        } throws: { "\($0)".contains("has no update path from version \"0012\" to version \"0042\"") }
+        let fresh = try TestDatabase()
+        #expect {
+            try fresh.connect().execute("CREATE EXTENSION freshet_foundation VERSION '9'")
+        } throws: { "\($0)".contains("freshet_foundation") && "\($0)".contains("\"9\"") }
+    }
+
+    @Test func thePathsDoNotMix() throws {
+        let extensionDatabase = try InstalledExtension.database()
+        #expect {
+            try Migrator(connection: extensionDatabase.connect(), directory: InstalledExtension.bundle,
+                         reporter: extensionDatabase.output.reporter, options: MigratorOptions()).up()
+        } throws: { "\($0)".contains("has the extension freshet_feed 0013 installed") && "\($0)".contains("ALTER EXTENSION") }
+        #expect(try extensionDatabase.scalar("SELECT to_regclass('migrate.history') IS NULL") == "t", "the refusal wrote nothing")
+
+        let migrated = try BundleDatabase.fresh()
+        #expect {
+            try migrated.connect().execute("CREATE EXTENSION freshet CASCADE")
+        } throws: { error in
+            "\(error)".contains("freshet_foundation: migrate manages this module here (migrate.history records foundation/0001_foundation)")
+        }
+        #expect(try migrated.scalar("SELECT count(*) FROM pg_extension WHERE extname LIKE 'freshet%'") == "0")
+    }
+}
