@@ -90,7 +90,7 @@ enum InstalledExtension {
     @Test func theUmbrellaInstallsEveryModuleWithTheMigrationPathsSchema() throws {
         let database = try InstalledExtension.database()
         #expect(try InstalledExtension.versions(database.connect()) == [
-            "freshet": "1", "freshet_foundation": "0009", "freshet_jobs": "0010", "freshet_refresh": "0014",
+            "freshet": "1", "freshet_foundation": "0009", "freshet_jobs": "0015", "freshet_refresh": "0014",
             "freshet_ledger": "0012", "freshet_feed": "0013",
         ])
         let migrated = try BundleDatabase.fresh()
@@ -194,6 +194,45 @@ enum InstalledExtension {
         #expect {
             try fresh.connect().execute("CREATE EXTENSION freshet_foundation VERSION '9'")
         } throws: { "\($0)".contains("freshet_foundation") && "\($0)".contains("\"9\"") }
+    }
+
+    /// pg_cron keeps its jobs in its own table, out of DROP EXTENSION's reach: jobs.unschedule_all()
+    /// is the documented step, and without it the jobs stay.
+    @Test func removingFreshetLeavesNoJobAndNoTriggerOnAUsersTable() throws {
+        let cluster = try PostgresCluster.disposable(cronDatabase: "removed")
+        defer { cluster.stop() }
+        try InstalledExtension.require(cluster)
+        guard cluster.installation.hasPgCron else { throw MigrateError.cluster("pg_cron is not installed: run `make deps`") }
+        let connection = try cluster.connect(database: "removed")
+        func jobs() throws -> Int { Int(try connection.scalar("SELECT count(*) FROM cron.job") ?? "") ?? -1 }
+        func install() throws {
+            try connection.execute(
+                """
+                CREATE EXTENSION freshet CASCADE;
+                CREATE SCHEMA IF NOT EXISTS app;
+                CREATE TABLE app.notes (id bigint PRIMARY KEY, body text);
+                SELECT feed.watch('app.notes');
+                """)
+        }
+        try connection.execute("CREATE EXTENSION pg_cron")
+        try install()
+        let scheduled = Int(try connection.scalar("SELECT count(*) FROM jobs.schedules") ?? "") ?? -1
+        let live = try jobs()
+        #expect(scheduled > 5 && live == scheduled, "with pg_cron present the schedules are live")
+        #expect(try connection.scalar("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'app.notes'::regclass") != "0")
+
+        try connection.execute("DROP EXTENSION freshet_foundation CASCADE")
+        #expect(try jobs() == scheduled, "DROP EXTENSION alone leaves pg_cron's jobs behind")
+        try connection.execute("SELECT cron.unschedule(jobid) FROM cron.job; DROP TABLE app.notes")
+
+        try install()
+        #expect(try connection.scalar("SELECT jobs.unschedule_all()") == String(scheduled))
+        try connection.execute("DROP EXTENSION freshet_foundation CASCADE")
+        #expect(try jobs() == 0)
+        #expect(try connection.scalar("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'app.notes'::regclass") == "0")
+        #expect(try connection.scalar("SELECT count(*) FROM pg_extension WHERE extname LIKE 'freshet%'") == "0")
+        #expect(try connection.scalar("SELECT count(*) FROM pg_namespace WHERE nspname IN ('foundation', 'jobs', 'refresh', 'ledger', 'feed')") == "0")
+        #expect(try connection.scalar("SELECT count(*) FROM app.notes") == "0", "the user's table stays")
     }
 
     @Test func thePathsDoNotMix() throws {
