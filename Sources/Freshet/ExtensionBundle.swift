@@ -130,17 +130,19 @@ public struct ExtensionBundle {
     /// Refuses to install over a database where `migrate` applied the module, with a message instead
     /// of "schema already exists": the two paths keep separate histories.
     private static func refuseMigrateManaged(_ first: Migration, extension name: String) -> String {
-        """
+        // Names may hold quotes; inside a string literal they are doubled.
+        func inLiteral(_ text: String) -> String { text.replacingOccurrences(of: "'", with: "''") }
+        return """
         DO $freshet_mixing$
         DECLARE
             applied boolean := false;
         BEGIN
             IF pg_catalog.to_regclass('migrate.history') IS NOT NULL THEN
                 EXECUTE 'SELECT EXISTS (SELECT FROM migrate.history WHERE version = $1 AND name = $2)'
-                    INTO applied USING \(first.version)::bigint, '\(first.name)'::text;
+                    INTO applied USING \(first.version)::bigint, '\(inLiteral(first.name))'::text;
             END IF;
             IF applied THEN
-                RAISE EXCEPTION '\(name): migrate manages this module here (migrate.history records \(first.label))'
+                RAISE EXCEPTION '\(name): migrate manages this module here (migrate.history records \(inLiteral(first.label).replacingOccurrences(of: "%", with: "%%")))'
                     USING ERRCODE = 'object_not_in_prerequisite_state',
                           HINT = 'Keep using migrate in this database, or install the extension in one migrate never ran the bundle on.';
             END IF;
