@@ -103,18 +103,14 @@ public struct ExtensionBundle {
         guard case .transaction = plan.mode else {
             throw MigrateError.extensionRefused("\(script.fileName) manages its own transactions or needs none, which an extension script cannot")
         }
-        var sql = script.sql
-        // pg_cron cannot be created from inside another extension's script; with it installed by
-        // hand the schedules go live, and without it the jobs layer records them, as it does today.
-        sql = sql.replacingOccurrences(of: "        CREATE EXTENSION pg_cron;\n", with: "        NULL;  -- the extension path leaves creating pg_cron to the user\n")
-        let statements = SQLStatementSplitter.split(sql)
+        let statements = SQLStatementSplitter.split(script.sql)
         if let nested = statements.first(where: { $0.keywords.starts(with: ["CREATE", "EXTENSION"]) }) {
-            let line = SourceLocation(utf8Offset: nested.utf8Offset, in: sql).line
+            let line = SourceLocation(utf8Offset: nested.utf8Offset, in: script.sql).line
             throw MigrateError.extensionRefused("\(script.fileName):\(line): an extension script cannot create another extension")
         }
         // A temporary table would become a member of the extension, which then cannot drop it at
         // commit: it is the script's scratch space, so it leaves the extension as soon as it exists.
-        var utf8 = Array(sql.utf8)
+        var utf8 = Array(script.sql.utf8)
         for statement in statements.reversed() {
             let words = statement.keywords
             guard words.count >= 4, words[0] == "CREATE", words[1] == "TEMPORARY" || words[1] == "TEMP", words[2] == "TABLE" else { continue }
@@ -123,7 +119,11 @@ public struct ExtensionBundle {
             let semicolon = utf8[end...].firstIndex(of: UInt8(ascii: ";")).map { $0 + 1 } ?? end
             utf8.insert(contentsOf: Array(" ALTER EXTENSION \(name) DROP TABLE pg_temp.\(table);".utf8), at: semicolon)
         }
-        sql = String(decoding: utf8, as: UTF8.self)
+        // What is left of CREATE EXTENSION lies inside a function body, as the jobs module's
+        // conditional pg_cron: with pg_cron installed by hand the schedules go live, and without it
+        // the jobs layer records them, as it does today.
+        let sql = String(decoding: utf8, as: UTF8.self).replacingOccurrences(
+            of: "CREATE EXTENSION pg_cron;", with: "NULL;  -- the extension path leaves creating pg_cron to the user")
         return "\\echo Use \"CREATE EXTENSION \(name)\" to load this file. \\quit\n" + prelude + sql + (sql.hasSuffix("\n") ? "" : "\n")
     }
 

@@ -154,16 +154,17 @@ public struct HistoryStore {
 
     /// Gives each row written before modules existed (module '') the module whose folder holds its
     /// version, with an `assigned` event; rows whose version no folder holds stay as they are.
-    func assignModules(_ directory: MigrationDirectory) throws -> Int {
+    /// `rows` are the history as the caller read it, so this costs no query when nothing needs a module.
+    func assignModules(_ directory: MigrationDirectory, rows: [Row]) throws -> Int {
         guard !directory.modules.isEmpty else { return 0 }
-        var sql: [String] = []
-        for row in try rows() where row.module.isEmpty {
-            guard let migration = directory.migration(version: row.version) else { continue }
-            sql.append("UPDATE migrate.history SET module = \(try literal(migration.module)) WHERE module = '' AND version = \(row.version);")
-            sql.append(try eventSQL(migration, .assigned, detail: "recorded before modules existed; version \(row.version) is in \(migration.module)/"))
+        let unassigned = rows.filter(\.module.isEmpty).compactMap { directory.migration(version: $0.version) }
+        guard !unassigned.isEmpty else { return 0 }
+        let sql = try unassigned.map { migration in
+            "UPDATE migrate.history SET module = \(try literal(migration.module)) WHERE module = '' AND version = \(migration.version);\n"
+                + (try eventSQL(migration, .assigned, detail: "recorded before modules existed; version \(migration.version) is in \(migration.module)/"))
         }
-        if !sql.isEmpty { try connection.execute(sql.joined(separator: "\n")) }
-        return sql.count / 2
+        try connection.execute(sql.joined(separator: "\n"))
+        return unassigned.count
     }
 
     /// Every history row, by version.

@@ -354,7 +354,7 @@ public final class Migrator {
         try refuseInstalledExtensions()
         if !options.dryRun {
             try history.ensure()
-            let assigned = try history.assignModules(directory)
+            let assigned = try history.assignModules(directory, rows: rows)
             if assigned > 0 {
                 reporter.info("gave \(assigned) history row\(assigned == 1 ? "" : "s") written before modules existed the module of \(assigned == 1 ? "its" : "their") folder")
                 rows = try history.rows()

@@ -141,14 +141,7 @@ enum InstalledExtension {
         let connection = try database.connect()
         let stream = LedgerStream(seed: 7, atoms: 20, triples: 10, accounts: 40, events: 1_500)
         let moves = stream.moves.sorted()
-        try connection.execute(
-            """
-            CREATE SCHEMA app;
-            CREATE TABLE app.accounts (id bigint PRIMARY KEY, owner text NOT NULL);
-            SELECT feed.watch('app.accounts');
-            INSERT INTO app.accounts SELECT n, 'user' || n FROM generate_series(1, 20) n;
-            SELECT feed.subscribe('client-1', 'app.accounts');
-            """)
+        try LedgerTests.watchAccounts(connection, rows: 20)
         try stream.insert(stream.creations, into: connection, maximumBatch: 25)
         try stream.insert(Array(moves.prefix(1_000)), into: connection, maximumBatch: 13)
         try LedgerTests.drain(connection)

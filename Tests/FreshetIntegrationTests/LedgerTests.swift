@@ -112,6 +112,18 @@ import Testing
             "the hot vault was hot")
     }
 
+    /// A watched table of `rows` accounts with one subscription: what the feed must keep through a ledger rollback.
+    static func watchAccounts(_ connection: PGConnection, rows: Int) throws {
+        try connection.execute(
+            """
+            CREATE SCHEMA app;
+            CREATE TABLE app.accounts (id bigint PRIMARY KEY, owner text NOT NULL);
+            SELECT feed.watch('app.accounts');
+            INSERT INTO app.accounts SELECT n, 'user' || n FROM generate_series(1, \(rows)) n;
+            SELECT feed.subscribe('client-1', 'app.accounts');
+            """)
+    }
+
     /// The feed as a reader sees it, byte for byte: the log, the subscriptions, the watched tables
     /// and the capture triggers' definitions.
     static func feedDigest(_ connection: PGConnection) throws -> String {
@@ -132,14 +144,7 @@ import Testing
         let database = try BundleDatabase.fresh()
         let connection = try database.connect()
         let moves = stream.moves.sorted()
-        try connection.execute(
-            """
-            CREATE SCHEMA app;
-            CREATE TABLE app.accounts (id bigint PRIMARY KEY, owner text NOT NULL);
-            SELECT feed.watch('app.accounts');
-            INSERT INTO app.accounts SELECT n, 'user' || n FROM generate_series(1, 50) n;
-            SELECT feed.subscribe('client-1', 'app.accounts');
-            """)
+        try Self.watchAccounts(connection, rows: 50)
         try stream.insert(stream.creations, into: connection, maximumBatch: 25)
         try stream.insert(Array(moves.prefix(2_000)), into: connection, maximumBatch: 17)
         try Self.drain(connection)
