@@ -20,7 +20,8 @@ static pthread_once_t libpq_once = PTHREAD_ONCE_INIT;
 static void libpq_open(void) {
     const char *chosen = getenv("FRESHET_LIBPQ");
     const char *library = chosen && *chosen ? chosen : libpq_soname;
-    libpq_handle = dlopen(library, RTLD_NOW | RTLD_LOCAL);
+    // Lazy: most of libpq's libraries bind at load anyway, and the rest need not.
+    libpq_handle = dlopen(library, RTLD_LAZY | RTLD_LOCAL);
     if (libpq_handle == NULL) {
         const char *reason = dlerror();
         snprintf(libpq_error, sizeof libpq_error,

@@ -10,7 +10,11 @@ public struct Checksum: Hashable, Sendable, CustomStringConvertible {
 
     /// The digest's 32 bytes as four big-endian words: compared and stored without allocating,
     /// which `status` over thousands of files feels.
-    private let words: SIMD4<UInt64>
+    let words: SIMD4<UInt64>
+
+    init(words: SIMD4<UInt64>) {
+        self.words = words
+    }
 
     public init(normalizedText: String) {
         self.init(digestOf: Data(normalizedText.utf8))
@@ -31,17 +35,22 @@ public struct Checksum: Hashable, Sendable, CustomStringConvertible {
     /// Parses 64 lowercase hex digits, as the checksum cache and the history keep them.
     init?(hex digits: UnsafeBufferPointer<UInt8>) {
         guard digits.count == 64 else { return nil }
-        var words = SIMD4<UInt64>()
-        for (index, digit) in digits.enumerated() {
-            let value: UInt8
-            switch digit {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = digit - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = digit - UInt8(ascii: "a") + 10
-            default: return nil
+        // Sixteen digits into a plain word at a time: indexing a SIMD vector per digit costs more.
+        func word(_ start: Int) -> UInt64? {
+            var word: UInt64 = 0
+            for digit in digits[start..<(start + 16)] {
+                let value: UInt8
+                switch digit {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): value = digit - UInt8(ascii: "0")
+                case UInt8(ascii: "a")...UInt8(ascii: "f"): value = digit - UInt8(ascii: "a") + 10
+                default: return nil
+                }
+                word = word << 4 | UInt64(value)
             }
-            words[index / 16] = words[index / 16] << 4 | UInt64(value)
+            return word
         }
-        self.words = words
+        guard let first = word(0), let second = word(16), let third = word(32), let fourth = word(48) else { return nil }
+        self.words = SIMD4(first, second, third, fourth)
     }
 
     /// Parses a stored `sha256:<hex>` value.

@@ -38,97 +38,112 @@ struct ChecksumCache: Sendable {
         var down: Checksum?
     }
 
-    private static let header = "freshet-checksums 1"
+    /// The format's first bytes, then the time the file was written, then one record per file:
+    /// a binary layout, since parsing text took longer than the reads the cache saves. The cache
+    /// never leaves the machine that wrote it, so words are in the machine's byte order.
+    private static let magic = Array("freshet-checksums 2\n".utf8)
     private static let racyWindow: Int64 = 1_000_000_000
+    /// Per record after the name's length and bytes: five identity words, the up digest, a
+    /// flag for the down digest, and the down digest or zeros.
+    private static let fixedRecordSize = 5 * 8 + 32 + 1 + 32
 
     let file: String
-    private(set) var entries: [String: Entry] = [:]
+    /// The file's bytes, which `names` point into: a String per entry would cost an allocation each.
+    private var bytes: [UInt8] = []
+    private var names: [Range<Int>] = []
+    private var entries: [Entry] = []
+    /// Positions by name, built at the first lookup the file's order does not answer.
+    private var positions: [String: Int]?
     private var writtenAt: Int64 = 0
 
     /// The cache for `directory` under `$XDG_CACHE_HOME/freshet` (or `~/.cache/freshet`); nil without either.
     init?(directory: String) {
-        let environment = ProcessInfo.processInfo.environment
-        guard let root = environment["XDG_CACHE_HOME"].flatMap({ $0.isEmpty ? nil : $0 })
-            ?? environment["HOME"].map({ $0 + "/.cache" })
+        // getenv and realpath: ProcessInfo's environment and URL's standardisation cost milliseconds on first use.
+        func variable(_ name: String) -> String? { getenv(name).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } }
+        guard let root = variable("XDG_CACHE_HOME") ?? variable("HOME").map({ $0 + "/.cache" }),
+            let resolved = realpath(directory, nil)
         else { return nil }
-        let absolute = URL(fileURLWithPath: directory).standardizedFileURL.path
+        let absolute = String(cString: resolved)
+        free(resolved)
         file = "\(root)/freshet/checksums-\(Checksum.hexDigest(Data(absolute.utf8)).prefix(32))"
-        guard let bytes = MigrationDirectory.readFile(file) else { return }
-        // Parsed by hand over bytes: String.split would cost more than the reads the cache saves.
-        entries.reserveCapacity(bytes.count / 100)
-        // One array of field bounds for every line: an array per line would cost an allocation each.
-        var fields: [Range<Int>] = []
-        fields.reserveCapacity(9)
-        bytes.withUnsafeBufferPointer { buffer in
-            var lineStart = 0
-            var isHeader = true
-            while lineStart < buffer.count {
-                var lineEnd = lineStart
-                while lineEnd < buffer.count && buffer[lineEnd] != UInt8(ascii: "\n") { lineEnd += 1 }
-                let line = UnsafeBufferPointer(rebasing: buffer[lineStart..<lineEnd])
-                lineStart = lineEnd + 1
-                if isHeader {
-                    isHeader = false
-                    let header = Array((Self.header + " ").utf8)
-                    guard line.starts(with: header), let stamp = Self.integer(line[header.count...]) else { return }
-                    writtenAt = stamp
-                    continue
-                }
-                fields.removeAll(keepingCapacity: true)
-                var fieldStart = 0
-                for index in 0...line.count where index == line.count || line[index] == UInt8(ascii: "\t") {
-                    fields.append(fieldStart..<index)
-                    fieldStart = index + 1
-                }
-                guard fields.count == 8, let device = Self.unsigned(line[fields[1]]), let inode = Self.unsigned(line[fields[2]]),
-                    let size = Self.integer(line[fields[3]]), let modified = Self.integer(line[fields[4]]),
-                    let changed = Self.integer(line[fields[5]]), let up = Checksum(hex: UnsafeBufferPointer(rebasing: line[fields[6]]))
-                else { continue }
-                let downDigits = line[fields[7]]
-                let down = Checksum(hex: UnsafeBufferPointer(rebasing: downDigits))
-                guard down != nil || downDigits.elementsEqual("-".utf8) else { continue }
-                entries[String(decoding: line[fields[0]], as: UTF8.self)] = Entry(
-                    identity: Identity(device: device, inode: inode, size: size, modified: modified, changed: changed),
-                    up: up, down: down)
+        guard let bytes = MigrationDirectory.readFile(file), bytes.starts(with: Self.magic) else { return }
+        self.bytes = bytes
+        var names: [Range<Int>] = []
+        var entries: [Entry] = []
+        var writtenAt: Int64 = 0
+        bytes.withUnsafeBytes { raw in
+            var offset = Self.magic.count
+            func word() -> UInt64 {
+                defer { offset += 8 }
+                return raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+            }
+            func digest() -> Checksum {
+                Checksum(words: SIMD4(word(), word(), word(), word()))
+            }
+            guard raw.count >= offset + 8 else { return }
+            writtenAt = Int64(bitPattern: word())
+            // A truncated record ends the reading: what came before it still counts.
+            while offset + 2 <= raw.count {
+                let nameLength = Int(raw.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+                guard offset + 2 + nameLength + Self.fixedRecordSize <= raw.count else { break }
+                names.append((offset + 2)..<(offset + 2 + nameLength))
+                offset += 2 + nameLength
+                let identity = Identity(
+                    device: word(), inode: word(), size: Int64(bitPattern: word()), modified: Int64(bitPattern: word()),
+                    changed: Int64(bitPattern: word()))
+                let up = digest()
+                let hasDown = raw[offset] == 1
+                offset += 1
+                let down = digest()
+                entries.append(Entry(identity: identity, up: up, down: hasDown ? down : nil))
             }
         }
+        (self.names, self.entries, self.writtenAt) = (names, entries, writtenAt)
     }
 
-    private static func integer(_ digits: Slice<UnsafeBufferPointer<UInt8>>) -> Int64? {
-        unsigned(digits).flatMap { Int64(exactly: $0) }
-    }
-
-    private static func unsigned(_ digits: Slice<UnsafeBufferPointer<UInt8>>) -> UInt64? {
-        guard !digits.isEmpty, digits.count <= 20 else { return nil }
-        var value: UInt64 = 0
-        for digit in digits {
-            guard digit >= UInt8(ascii: "0") && digit <= UInt8(ascii: "9") else { return nil }
-            let (times, overflow) = value.multipliedReportingOverflow(by: 10)
-            let (sum, overflow2) = times.addingReportingOverflow(UInt64(digit - UInt8(ascii: "0")))
-            guard !overflow && !overflow2 else { return nil }
-            value = sum
-        }
-        return value
-    }
+    /// How many files the cache remembers.
+    var count: Int { entries.count }
 
     /// The remembered checksums of `name`, if the file is provably unchanged since they were taken.
-    func lookup(_ name: String, _ identity: Identity) -> Entry? {
-        guard let entry = entries[name], entry.identity == identity, identity.changed < writtenAt - Self.racyWindow
-        else { return nil }
+    ///
+    /// - Parameter index: the file's place in the directory's order, which is the cache's order
+    ///   too while no file has come or gone: then no name is hashed.
+    mutating func lookup(_ name: String, at index: Int, _ identity: Identity) -> Entry? {
+        var position = index
+        if !(index < names.count && bytes[names[index]].elementsEqual(name.utf8)) {
+            if positions == nil {
+                positions = Dictionary(names.indices.map { (String(decoding: bytes[names[$0]], as: UTF8.self), $0) }) { first, _ in first }
+            }
+            guard let found = positions?[name] else { return nil }
+            position = found
+        }
+        let entry = entries[position]
+        guard entry.identity == identity, identity.changed < writtenAt - Self.racyWindow else { return nil }
         return entry
     }
 
-    /// Writes the entries atomically; a cache that cannot be written is only slower.
-    func write(_ fresh: [String: Entry]) {
+    /// Writes the entries atomically, in the directory's order; a cache that cannot be written is only slower.
+    func write(_ fresh: [(name: String, entry: Entry)]) {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        var text = "\(Self.header) \(Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec))\n"
-        for (name, entry) in fresh.sorted(by: { $0.key < $1.key }) where !name.contains("\t") && !name.contains("\n") {
+        var bytes = Self.magic
+        bytes.reserveCapacity(bytes.count + 8 + fresh.count * (Self.fixedRecordSize + 40))
+        func append(_ word: UInt64) { withUnsafeBytes(of: word) { bytes += $0 } }
+        func append(_ checksum: Checksum) { for word in [checksum.words.x, checksum.words.y, checksum.words.z, checksum.words.w] { append(word) } }
+        append(UInt64(bitPattern: Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)))
+        for (name, entry) in fresh where name.utf8.count <= Int(UInt16.max) {
+            withUnsafeBytes(of: UInt16(name.utf8.count)) { bytes += $0 }
+            bytes += name.utf8
             let id = entry.identity
-            text += "\(name)\t\(id.device)\t\(id.inode)\t\(id.size)\t\(id.modified)\t\(id.changed)\t\(entry.up.hex)\t\(entry.down?.hex ?? "-")\n"
+            for word in [id.device, id.inode, UInt64(bitPattern: id.size), UInt64(bitPattern: id.modified), UInt64(bitPattern: id.changed)] {
+                append(word)
+            }
+            append(entry.up)
+            bytes.append(entry.down == nil ? 0 : 1)
+            append(entry.down ?? Checksum(words: .zero))
         }
         let directory = (file as NSString).deletingLastPathComponent
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try? text.write(toFile: file, atomically: true, encoding: .utf8)
+        try? Data(bytes).write(to: URL(fileURLWithPath: file), options: .atomic)
     }
 }

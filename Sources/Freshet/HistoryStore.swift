@@ -169,27 +169,40 @@ public struct HistoryStore {
 
     /// Every history row, by version.
     public func rows() throws -> [Row] {
-        // One round trip for both questions: whether there is a history, and whether it has modules yet.
-        let shape = try connection.scalar(
-            """
-            SELECT CASE WHEN to_regclass('migrate.events') IS NULL THEN 'none'
-                        WHEN EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('migrate.history')
-                                     AND attname = 'module' AND NOT attisdropped) THEN 'modules' ELSE 'flat' END
-            """)
-        guard shape != "none" else { return [] }
-        let result = try connection.query(
-            """
-            SELECT version, name, up_checksum, down_checksum, state,
-                   to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), applied_by,
-                   date_part('epoch', duration) * 1000, error, failed_statement, \(shape == "modules" ? "module" : "''")
-            FROM migrate.history ORDER BY version, 11
-            """)
-        return result.rows.map { row in
-            Row(
-                version: Int64(row[0]!)!, module: row[10]!, name: row[1]!, upChecksum: row[2]!, downChecksum: row[3],
-                state: Row.State(rawValue: row[4]!) ?? .failed, appliedAt: row[5]!, appliedBy: row[6]!,
-                durationMilliseconds: row[7].flatMap(Double.init), error: row[8], failedStatement: row[9].flatMap(Int.init))
+        // One round trip in the common case: today's bookkeeping is assumed, and a missing table
+        // (no history) or a missing module column (bookkeeping from before modules) is answered by
+        // the server's error. A fresh backend also plans a catalog probe slower than this query.
+        precondition(!connection.isInTransaction, "history rows are read outside a transaction block, which a fallback would abort")
+        func read(module: String) throws -> [Row] {
+            try connection.rows(
+                """
+                SELECT version, name, up_checksum, down_checksum, state,
+                       to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), applied_by,
+                       date_part('epoch', duration) * 1000, error, failed_statement, \(module)
+                FROM migrate.history
+                """
+            ) { row in
+                Row(
+                    version: row.integer(0)!, module: row[10]!, name: row[1]!, upChecksum: row[2]!, downChecksum: row[3],
+                    state: Row.State(rawValue: row[4]!) ?? .failed, appliedAt: row[5]!, appliedBy: row[6]!,
+                    durationMilliseconds: row.number(7), error: row[8], failedStatement: row.integer(9).map { Int($0) })
+            }
         }
+        var rows: [Row]
+        do {
+            rows = try read(module: "module")
+        } catch let error as PostgresError where error.sqlState == "42P01" {
+            return []
+        } catch let error as PostgresError where error.sqlState == "42703" {
+            rows = try read(module: "''")
+        }
+        // Sorted here rather than by the server, which would sort in a fresh backend's cold memory;
+        // rows come back in the order they were written, which is almost always this one already.
+        let inOrder = { (first: Row, second: Row) in
+            first.version != second.version ? first.version < second.version : first.module.utf8.lexicographicallyPrecedes(second.module.utf8)
+        }
+        if !zip(rows, rows.dropFirst()).allSatisfy({ inOrder($0, $1) }) { rows.sort(by: inOrder) }
+        return rows
     }
 
     /// SQL that records an applied migration; it runs inside the migration's own transaction.

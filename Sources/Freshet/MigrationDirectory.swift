@@ -13,7 +13,6 @@ public struct MigrationDirectory: Sendable {
     public let hasText: Bool
     /// Held, not used, after loading: `status` exits without spending milliseconds freeing it.
     private let checksumCache: ChecksumCache?
-    private let byVersion: [Int64: Migration]
 
     /// The sum file that records the directory's chained hash.
     public var sumFilePath: String { (path as NSString).appendingPathComponent(SumFile.fileName) }
@@ -31,13 +30,11 @@ public struct MigrationDirectory: Sendable {
             throw MigrateError.missingDirectory(path)
         }
         let (names, folders) = try Self.sqlFileNames(in: path)
-        var ups: [Int64: MigrationScript] = [:]
-        var downs: [Int64: MigrationScript] = [:]
         var problems: [MigrateError] = []
         var files: [(name: String, parsed: MigrationFileName)] = []
         var malformed: [(name: String, error: MigrateError)] = []
         for fileName in names {
-            let baseName = fileName.split(separator: "/").last.map(String.init) ?? fileName
+            let baseName = fileName.utf8.lastIndex(of: UInt8(ascii: "/")).map { String(fileName[fileName.utf8.index(after: $0)...]) } ?? fileName
             switch MigrationFileName.parse(baseName) {
             case .failure(let error): malformed.append((fileName, error))
             case .success(let parsed): files.append((fileName, parsed))
@@ -49,54 +46,82 @@ public struct MigrationDirectory: Sendable {
             ? $0.parsed.version < $1.parsed.version : $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
         problems += malformed.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }.map(\.error)
         let directoryPath = path.hasSuffix("/") ? path : path + "/"
-        let cache = checksumsOnly ? ChecksumCache(directory: path) : nil
+        var cache = checksumsOnly ? ChecksumCache(directory: path) : nil
+        let loaded: [Swift.Result<Scripts, MigrateError>]
+        if cache != nil {
+            // A cache hit is a stat: cheaper than handing work to other threads, which status's history read occupies.
+            let directoryDescriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            defer { if directoryDescriptor >= 0 { close(directoryDescriptor) } }
+            var outcomes: [Swift.Result<Scripts, MigrateError>] = []
+            outcomes.reserveCapacity(files.count)
+            var fresh: [(name: String, entry: ChecksumCache.Entry)] = []
+            fresh.reserveCapacity(files.count)
+            var missed = false
+            for (index, file) in files.enumerated() {
+                guard let identity = ChecksumCache.Identity(directory: directoryDescriptor, name: file.name) else {
+                    outcomes.append(Self.load(directoryPath + file.name, file.name, file.parsed))
+                    missed = true
+                    continue
+                }
+                if let entry = cache?.lookup(file.name, at: index, identity) {
+                    outcomes.append(.success(Self.scripts(from: entry, file.name, file.parsed)))
+                    fresh.append((file.name, entry))
+                    continue
+                }
+                missed = true
+                let outcome = Self.load(directoryPath + file.name, file.name, file.parsed)
+                outcomes.append(outcome)
+                if case .success(let scripts) = outcome {
+                    fresh.append((file.name, ChecksumCache.Entry(identity: identity, up: scripts.0.checksum, down: scripts.1?.checksum)))
+                }
+            }
+            if missed { cache?.write(fresh) }
+            loaded = outcomes
+        } else {
+            loaded = Self.concurrentMap(files) { Self.load(directoryPath + $0.name, $0.name, $0.parsed) }
+        }
         checksumCache = cache
-        let directoryDescriptor = cache == nil ? -1 : open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        defer { if directoryDescriptor >= 0 { close(directoryDescriptor) } }
-        // A cache hit is a stat: cheaper than handing work to other threads, which status's history read occupies.
-        let loaded = Self.concurrentMap(files, serially: checksumsOnly) { file -> (Swift.Result<Scripts, MigrateError>, ChecksumCache.Entry?, Bool) in
-            let filePath = directoryPath + file.name
-            guard let cache, let identity = ChecksumCache.Identity(directory: directoryDescriptor, name: file.name) else {
-                return (Self.load(filePath, file.name, file.parsed), nil, false)
+        // Files come sorted by version, so each version's scripts are neighbours: pairing them is
+        // one walk, with no dictionary of thousands of scripts. As in golang-migrate, up and down
+        // pair by version alone: their names may differ.
+        var migrations: [Migration] = []
+        migrations.reserveCapacity(files.count)
+        var orphans: [MigrateError] = []
+        var version: Int64?
+        var up: MigrationScript?
+        var down: MigrationScript?
+        func finishVersion() {
+            guard let version else { return }
+            if let up {
+                migrations.append(Migration(version: version, name: up.name, up: up, down: down))
+            } else if let down {
+                orphans.append(.orphanDownFile(down.fileName))
             }
-            if let entry = cache.lookup(file.name, identity) {
-                return (.success(Self.scripts(from: entry, filePath, file.name, file.parsed)), entry, true)
+        }
+        func add(_ script: MigrationScript, from fileName: String) {
+            if script.version != version {
+                finishVersion()
+                (version, up, down) = (script.version, nil, nil)
             }
-            let outcome = Self.load(filePath, file.name, file.parsed)
-            guard case .success(let scripts) = outcome else { return (outcome, nil, false) }
-            return (outcome, ChecksumCache.Entry(identity: identity, up: scripts.0.checksum, down: scripts.1?.checksum), false)
+            if let other = script.direction == .up ? up : down {
+                problems.append(.duplicateVersion(script.version, files: [other.fileName, fileName]))
+            }
+            if script.direction == .up { up = script } else { down = script }
         }
-        if let cache, loaded.contains(where: { !$0.2 }) {
-            var fresh: [String: ChecksumCache.Entry] = [:]
-            for (file, outcome) in zip(files, loaded) { fresh[file.name] = outcome.1 }
-            cache.write(fresh)
-        }
-        for (file, (outcome, _, _)) in zip(files, loaded) {
+        for (file, outcome) in zip(files, loaded) {
             switch outcome {
             case .failure(let error):
                 if case .unreadableFile = error { throw error }
                 problems.append(error)
             case .success(let scripts):
-                for script in [scripts.0, scripts.1] {
-                    guard let script else { continue }
-                    if let other = script.direction == .up ? ups[script.version] : downs[script.version] {
-                        problems.append(.duplicateVersion(script.version, files: [other.fileName, file.name]))
-                    }
-                    if script.direction == .up { ups[script.version] = script } else { downs[script.version] = script }
-                }
+                add(scripts.0, from: file.name)
+                if let second = scripts.1 { add(second, from: file.name) }
             }
         }
-        // As in golang-migrate, up and down pair by version alone: their names may differ.
-        for (version, down) in downs.sorted(by: { $0.key < $1.key }) where ups[version] == nil {
-            problems.append(.orphanDownFile(down.fileName))
-        }
+        finishVersion()
+        problems += orphans
         try MigrateError.throwIfAny(problems)
-        let migrations = ups.keys.sorted().map { version in
-            let up = ups[version]!
-            return Migration(version: version, name: up.name, up: up, down: downs[version])
-        }
         self.migrations = migrations
-        byVersion = Dictionary(uniqueKeysWithValues: migrations.map { ($0.version, $0) })
         modules = folders.sorted { first, second in
             let firstVersion = migrations.first { $0.module == first }?.version ?? .max
             let secondVersion = migrations.first { $0.module == second }?.version ?? .max
@@ -194,12 +219,10 @@ public struct MigrationDirectory: Sendable {
     }
 
     /// The scripts a cache entry stands for, with checksums and no text.
-    private static func scripts(
-        from entry: ChecksumCache.Entry, _ path: String, _ fileName: String, _ parsed: MigrationFileName
-    ) -> Scripts {
+    private static func scripts(from entry: ChecksumCache.Entry, _ fileName: String, _ parsed: MigrationFileName) -> Scripts {
         func script(_ direction: MigrationScript.Direction, _ checksum: Checksum) -> MigrationScript {
             MigrationScript(
-                version: parsed.version, name: parsed.name, direction: direction, path: path, fileName: fileName,
+                version: parsed.version, name: parsed.name, direction: direction, fileName: fileName,
                 checksum: checksum, isSection: parsed.direction == nil)
         }
         guard parsed.direction == nil else { return (script(parsed.direction!, entry.up), nil) }
@@ -207,10 +230,8 @@ public struct MigrationDirectory: Sendable {
     }
 
     /// `transform` over `items` on every core, in order: reading and hashing thousands of files is most of `status`.
-    private static func concurrentMap<T: Sendable, U: Sendable>(
-        _ items: [T], serially: Bool = false, _ transform: @Sendable (T) -> U
-    ) -> [U] {
-        let chunks = serially ? 1 : min(items.count, ProcessInfo.processInfo.activeProcessorCount * 4)
+    private static func concurrentMap<T: Sendable, U: Sendable>(_ items: [T], _ transform: @Sendable (T) -> U) -> [U] {
+        let chunks = min(items.count, ProcessInfo.processInfo.activeProcessorCount * 4)
         guard chunks > 1 else { return items.map(transform) }
         var results = [U?](repeating: nil, count: items.count)
         results.withUnsafeMutableBufferPointer { buffer in
@@ -268,6 +289,13 @@ public struct MigrationDirectory: Sendable {
 
     /// The migration with this version, if a file exists for it.
     public func migration(version: Int64) -> Migration? {
-        byVersion[version]
+        // A binary search of the sorted migrations: a dictionary of thousands would cost more to build than every lookup.
+        var low = 0
+        var high = migrations.count
+        while low < high {
+            let middle = (low + high) / 2
+            if migrations[middle].version < version { low = middle + 1 } else { high = middle }
+        }
+        return low < migrations.count && migrations[low].version == version ? migrations[low] : nil
     }
 }

@@ -17,34 +17,38 @@ public struct MigrationFileName: Equatable, Sendable {
         func malformed(_ why: String) -> Swift.Result<MigrationFileName, MigrateError> {
             .failure(.malformedFileName(file: fileName, reason: why))
         }
+        // On the UTF-8 view throughout: String's suffix and prefix methods cost grapheme breaking
+        // on every name of a large directory.
+        let bytes = fileName.utf8
         let direction: MigrationScript.Direction?
-        let stem: Substring
-        if fileName.hasSuffix(".up.sql") {
-            direction = .up
-            stem = fileName.dropLast(".up.sql".count)
-        } else if fileName.hasSuffix(".down.sql") {
-            direction = .down
-            stem = fileName.dropLast(".down.sql".count)
-        } else if fileName.hasSuffix(".sql") {
-            direction = nil
-            stem = fileName.dropLast(".sql".count)
+        let suffixLength: Int
+        if bytes.elementsEndWith(".up.sql") {
+            (direction, suffixLength) = (.up, 7)
+        } else if bytes.elementsEndWith(".down.sql") {
+            (direction, suffixLength) = (.down, 9)
+        } else if bytes.elementsEndWith(".sql") {
+            (direction, suffixLength) = (nil, 4)
         } else {
             return malformed("it must end in .up.sql or .down.sql (or .sql for a dbmate file)")
         }
-        // On the UTF-8 view: Character-wise prefixes cost grapheme breaking on every name of a large directory.
-        let bytes = stem.utf8
-        let digitCount = bytes.prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }.count
-        let digits = String(stem.prefix(digitCount))
-        guard digitCount > 0 else {
+        let stem = bytes.dropLast(suffixLength)
+        let digits = stem.prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+        guard !digits.isEmpty else {
             return malformed("it must start with a version number, as in 0001_create_users.up.sql")
         }
         // golang-migrate reads versions as unsigned integers, so version 0 is a version like any other.
-        guard let version = Int64(digits) else {
-            return malformed("the version \(digits) must be an integer below 2^63")
+        var version: Int64 = 0
+        for digit in digits {
+            let (times, overflow) = version.multipliedReportingOverflow(by: 10)
+            let (sum, overflow2) = times.addingReportingOverflow(Int64(digit - UInt8(ascii: "0")))
+            guard !overflow && !overflow2 else {
+                return malformed("the version \(Substring(digits)) must be an integer below 2^63")
+            }
+            version = sum
         }
-        let rest = bytes.dropFirst(digitCount)
+        let rest = stem[digits.endIndex...]
         guard rest.first == UInt8(ascii: "_"), rest.count > 1 else {
-            return malformed("the version must be followed by _ and a name, as in \(digits)_create_users")
+            return malformed("the version must be followed by _ and a name, as in \(Substring(digits))_create_users")
         }
         let name = Substring(rest.dropFirst())
         // migrate.sum separates names from hashes with a space, and names appear in one-line output.
@@ -53,5 +57,13 @@ public struct MigrationFileName: Equatable, Sendable {
             return malformed("the name may not hold spaces, control characters or /")
         }
         return .success(MigrationFileName(version: version, name: String(name), direction: direction))
+    }
+}
+
+extension String.UTF8View {
+    /// Whether the bytes end with `ending`'s, without String's Unicode-aware comparison.
+    fileprivate func elementsEndWith(_ ending: StaticString) -> Bool {
+        let tail = UnsafeBufferPointer(start: ending.utf8Start, count: ending.utf8CodeUnitCount)
+        return count > tail.count && suffix(tail.count).elementsEqual(tail)
     }
 }

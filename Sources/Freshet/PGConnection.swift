@@ -118,6 +118,54 @@ public final class PGConnection {
         }
     }
 
+    /// One value per row of a parameterless query, built straight from libpq's result: no array of
+    /// strings per row in between, which thousands of rows would feel.
+    public func rows<T>(_ sql: String, _ transform: (ResultRow) -> T) throws -> [T] {
+        guard let result = PQexecParams(handle, sql, 0, nil, nil, nil, nil, 0) else { throw connectionFailure() }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_TUPLES_OK:
+            let count = PQntuples(result)
+            var values: [T] = []
+            values.reserveCapacity(Int(count))
+            for row in 0..<count { values.append(transform(ResultRow(result: result, row: row))) }
+            return values
+        case PGRES_FATAL_ERROR, PGRES_NONFATAL_ERROR, PGRES_COMMAND_OK:
+            throw PostgresError(result: result)
+        default:
+            if !isHealthy { throw connectionFailure() }
+            throw PostgresError(result: result)
+        }
+    }
+
+    /// One row of a result being read by ``rows(_:_:)``; valid only inside the transform.
+    public struct ResultRow {
+        fileprivate let result: OpaquePointer
+        fileprivate let row: Int32
+
+        /// The column's text, or nil for NULL.
+        public subscript(column: Int32) -> String? {
+            PQgetisnull(result, row, column) == 1 ? nil : String(cString: PQgetvalue(result, row, column))
+        }
+
+        /// The column read as an integer straight from libpq's text, or nil for NULL or a non-integer.
+        public func integer(_ column: Int32) -> Int64? {
+            guard PQgetisnull(result, row, column) == 0, let text = PQgetvalue(result, row, column), text.pointee != 0 else { return nil }
+            var end: UnsafeMutablePointer<CChar>?
+            errno = 0
+            let value = strtoll(text, &end, 10)
+            return end?.pointee == 0 && errno == 0 ? Int64(value) : nil
+        }
+
+        /// The column read as a number straight from libpq's text, or nil for NULL or a non-number.
+        public func number(_ column: Int32) -> Double? {
+            guard PQgetisnull(result, row, column) == 0, let text = PQgetvalue(result, row, column), text.pointee != 0 else { return nil }
+            var end: UnsafeMutablePointer<CChar>?
+            let value = strtod(text, &end)
+            return end?.pointee == 0 ? value : nil
+        }
+    }
+
     /// The first column of the first row, or nil.
     public func scalar(_ sql: String, _ parameters: [String?] = []) throws -> String? {
         try query(sql, parameters).rows.first?.first ?? nil

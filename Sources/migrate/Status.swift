@@ -21,7 +21,8 @@ struct Status: ParsableCommand {
         print(json ? try StatusReport.json(entries, target: target) : StatusReport.table(entries))
         let status = exitCode && entries.contains(where: \.needsAttention) ? ExitStatus.verificationFailure : .success
         // Exit with everything still allocated: freeing thousands of scripts, statuses and cache
-        // entries one by one costs more than printing them. exit() flushes standard output.
-        withExtendedLifetime((entries, directory)) { Foundation.exit(status.rawValue) }
+        // entries one by one costs more than printing them. _exit also skips libpq's and
+        // OpenSSL's exit handlers, which only free memory, once the output is flushed.
+        withExtendedLifetime((entries, directory)) { fflush(nil); _exit(status.rawValue) }
     }
 }
