@@ -83,15 +83,15 @@ enum InstalledExtension {
         #expect(files.filter { $0.hasSuffix(".control") } == ["freshet.control", "freshet_feed.control", "freshet_foundation.control",
             "freshet_jobs.control", "freshet_ledger.control", "freshet_refresh.control"])
         let ledger = bundle.files.first { $0.name == "freshet_ledger.control" }!.text
-        #expect(ledger.contains("default_version = '0012'") && ledger.contains("requires = 'freshet_foundation, freshet_jobs'"))
+        #expect(ledger.contains("default_version = '0019'") && ledger.contains("requires = 'freshet_foundation, freshet_jobs'"))
         #expect(ledger.contains("relocatable = false") && ledger.contains("superuser = true"))
     }
 
     @Test func theUmbrellaInstallsEveryModuleWithTheMigrationPathsSchema() throws {
         let database = try InstalledExtension.database()
         #expect(try InstalledExtension.versions(database.connect()) == [
-            "freshet": "1", "freshet_foundation": "0009", "freshet_jobs": "0015", "freshet_refresh": "0014",
-            "freshet_ledger": "0012", "freshet_feed": "0013",
+            "freshet": "1", "freshet_foundation": "0016", "freshet_jobs": "0017", "freshet_refresh": "0018",
+            "freshet_ledger": "0019", "freshet_feed": "0013",
         ])
         let migrated = try BundleDatabase.fresh()
         let viaMigrations = try SchemaSnapshot(conninfo: migrated.conninfo, installation: migrated.cluster.installation)
@@ -114,9 +114,13 @@ enum InstalledExtension {
             for target in chain.dropLast().reversed() {
                 let plan = try Migrator(connection: migrated.connect(), directory: bundle, reporter: migrated.output.reporter, options: options)
                     .down(.version(target.version), module: module)
-                // The runner's plan moves dependents first; the extensions move in the same order.
+                // The runner's plan moves dependents first; each extension moves in one step, in the
+                // order of its last step in the plan, and back up in the reverse order.
                 var moved: [String] = []
-                for step in plan where !moved.contains(step.module) { moved.append(step.module) }
+                for step in plan {
+                    moved.removeAll { $0 == step.module }
+                    moved.append(step.module)
+                }
                 let history = try migrated.connect()
                 for name in moved {
                     let version = try history.scalar("SELECT max(version) FROM migrate.history WHERE module = $1", [name]).flatMap(Int64.init)!
@@ -157,7 +161,7 @@ enum InstalledExtension {
 
         try stream.insert(Array(moves.dropFirst(1_000)), into: connection, maximumBatch: 9)
         try connection.execute("SELECT ledger.refresh_all_views()")
-        try connection.execute("ALTER EXTENSION freshet_ledger UPDATE TO '0012'")
+        try connection.execute("ALTER EXTENSION freshet_ledger UPDATE")
         #expect(try connection.scalar("SELECT relkind::text FROM pg_class WHERE oid = 'ledger.position'::regclass") == "r")
         #expect(try LedgerTests.differences(connection) == 0, "verify() is empty after going forward again")
     }
@@ -174,15 +178,96 @@ enum InstalledExtension {
         #expect {
             try connection.execute("ALTER EXTENSION freshet_ledger UPDATE TO '0006'")
         } throws: { ($0 as? PostgresError)?.sqlState == "XX001" }
-        #expect(try InstalledExtension.versions(connection)["freshet_ledger"] == "0012")
+        #expect(try InstalledExtension.versions(connection)["freshet_ledger"] == "0019")
         #expect(try LedgerTests.digests(connection) == corrupted, "every row as it was")
+    }
+
+    /// Each Freshet table's row count and a digest of its rows.
+    static func rows(_ connection: PGConnection) throws -> [String: String] {
+        var rows: [String: String] = [:]
+        for table in try connection.query(
+            """
+            SELECT c.oid::regclass::text FROM pg_class c JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid
+            JOIN pg_extension e ON e.oid = d.refobjid AND d.deptype = 'e' AND e.extname LIKE 'freshet%' WHERE c.relkind = 'r'
+            """
+        ).rows.map({ $0[0]! }) {
+            rows[table] = try connection.scalar(
+                "SELECT count(*) || ' rows ' || md5(coalesce(string_agg(x::text, ',' ORDER BY x::text), '')) FROM \(table) x")
+        }
+        return rows
+    }
+
+    @Test func aDumpRestoredIntoANewDatabaseHoldsTheSameRowsOnceAndGoesOn() throws {
+        let database = try InstalledExtension.database()
+        let connection = try database.connect()
+        try connection.execute(
+            """
+            CREATE TABLE public.user_quotes (ticker text PRIMARY KEY, data jsonb NOT NULL, fetched_at timestamptz NOT NULL);
+            SELECT refresh.register_data_type('user-quote', 'public', 'user_quotes', 'fetched_at', 'ticker', 'is_data_stale', 15, 1024, 'on-demand', 3);
+            INSERT INTO public.user_quotes VALUES ('AAPL', '{"price": 1}', now() - interval '1 day');
+            SELECT refresh.set_setting('max_attempts', '9');
+            SELECT foundation.set_flag('use_update_trigger', NOT (SELECT enabled FROM foundation.feature_flags WHERE flag = 'use_update_trigger'));
+            SELECT foundation.register_flag('restored_flag', 'a flag of the user''s own', true);
+            SELECT jobs.set_schedule('refresh-stale-sweep', '*/7 * * * *');
+            SELECT refresh.enqueue(ARRAY['user-quote', 'profile'], ARRAY['AAPL', 'MSFT'], 5, 2048);
+            """)
+        let stream = LedgerStream(seed: 11, atoms: 12, triples: 6, accounts: 20, events: 400)
+        try stream.insert(stream.creations, into: connection, maximumBatch: 25)
+        let moves = stream.moves.sorted()
+        try stream.insert(Array(moves.prefix(300)), into: connection, maximumBatch: 17)
+        try LedgerTests.drain(connection)
+        let before = try Self.rows(connection)
+        #expect(before["refresh.api_call_queue_pending"]?.hasPrefix("2 rows") == true, "two jobs are queued")
+
+        // Every table that holds rows is in the dump, but the ledger's own definitions, which
+        // CREATE EXTENSION writes, the two lock tables, and the feed's (see the README).
+        let unmarked = try connection.query(
+            """
+            SELECT c.oid::regclass::text FROM pg_class c JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid
+            JOIN pg_extension e ON e.oid = d.refobjid AND d.deptype = 'e' AND e.extname LIKE 'freshet%'
+            WHERE c.relkind = 'r' AND c.oid <> ALL (coalesce(e.extconfig, '{}')) ORDER BY 1
+            """
+        ).rows.map { $0[0]! }
+        #expect(unmarked == [
+            "feed.access", "feed.change_log", "feed.commit_gate", "feed.commits", "feed.log_state", "feed.settings", "feed.subscriptions",
+            "feed.watched_tables", "ledger.aggregates", "refresh.claim_gate",
+        ])
+
+        let dump = NSTemporaryDirectory() + "freshet-dump-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dump) }
+        let installation = database.cluster.installation
+        let dumped = try ProcessRunner.run(installation.program("pg_dump"), ["--format=custom", "--file=\(dump)", "--dbname=\(database.conninfo)"])
+        #expect(dumped.status == 0, "\(dumped.output)")
+        let restored = try TestDatabase()
+        // As pg_restore --disable-triggers does for a data-only restore: the rows come back as dumped.
+        let outcome = try ProcessRunner.run(
+            installation.program("pg_restore"), ["--exit-on-error", "--dbname=\(restored.conninfo)", dump],
+            environment: ["PGOPTIONS": "-c session_replication_role=replica"])
+        #expect(outcome.status == 0, "\(outcome.output)")
+        let copy = try restored.connect()
+        let after = try Self.rows(copy)
+        for (table, digest) in before.sorted(by: { $0.key < $1.key }) {
+            #expect(after[table] == digest, "\(table): \(digest) before the dump, \(after[table] ?? "missing") after the restore")
+        }
+        #expect(try LedgerTests.differences(copy) == 0, "ledger.verify() is empty after the restore")
+        #expect(try copy.scalar("SELECT value FROM refresh.settings WHERE name = 'max_attempts'") == "9")
+        #expect(try copy.scalar("SELECT schedule FROM jobs.schedules WHERE name = 'refresh-stale-sweep'") == "*/7 * * * *")
+
+        // The restored database goes on: ids continue after the restored ones, and ingesting
+        // more keeps the aggregates equal to their definitions.
+        let newest = try #require(try copy.scalar("SELECT max(id) FROM refresh.api_call_queue"))
+        try copy.execute("SELECT refresh.enqueue(ARRAY['quote'], ARRAY['NVDA'], 5, 512)")
+        #expect(try copy.scalar("SELECT min(id) > \(newest) FROM refresh.api_call_queue WHERE symbol = 'NVDA'") == "t")
+        try stream.insert(Array(moves.dropFirst(300)), into: copy, maximumBatch: 11)
+        try LedgerTests.drain(copy)
+        #expect(try LedgerTests.differences(copy) == 0, "ledger.verify() is empty after more events")
     }
 
     @Test func anUnknownVersionGetsPostgreSQLsOwnError() throws {
         let database = try InstalledExtension.database()
         #expect {
             try database.connect().execute("ALTER EXTENSION freshet_ledger UPDATE TO '0042'")
-        } throws: { "\($0)".contains("has no update path from version \"0012\" to version \"0042\"") }
+        } throws: { "\($0)".contains("has no update path from version \"0019\" to version \"0042\"") }
         let fresh = try TestDatabase()
         #expect {
             try fresh.connect().execute("CREATE EXTENSION freshet_foundation VERSION '9'")

@@ -153,7 +153,7 @@ import Testing
         #expect(try connection.scalar("SELECT count(*) FROM feed.change_log") == "50")
 
         let rolledBack = try Self.migrator(database).down(.version(6), module: "ledger")
-        #expect(rolledBack.map(\.version) == [12, 7], "only the ledger's steps above 6")
+        #expect(rolledBack.map(\.version) == [19, 12, 7], "only the ledger's steps above 6")
         #expect(try Self.feedDigest(connection) == feed, "the feed's log, subscriptions and triggers are untouched")
         try connection.execute("INSERT INTO app.accounts VALUES (51, 'after the rollback')")
         #expect(try connection.scalar("SELECT count(*) FROM feed.change_log") == "51", "writes are still captured")
@@ -194,7 +194,7 @@ import Testing
             "\(error)".contains("aggregate tables differ from their definitions") && "\(error)".contains("ledger/0007_ledger_triggers.down.sql")
         }
         #expect(try connection.scalar("SELECT max(version) FROM migrate.history WHERE module = 'ledger'") == "7", "still on the triggers")
-        #expect(try connection.scalar("SELECT max(version) FROM migrate.history") == "15", "and the other modules untouched")
+        #expect(try connection.scalar("SELECT max(version) FROM migrate.history") == "18", "and the other modules untouched")
         #expect(try connection.scalar("SELECT relkind::text FROM pg_class WHERE oid = 'ledger.position'::regclass") == "r")
         #expect(try Self.digests(connection) == corrupted, "the refused rollback kept every row as it was")
         #expect(try Self.differences(connection) == 2, "verify() names the corrupted row both ways")
