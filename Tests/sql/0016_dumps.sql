@@ -9,7 +9,9 @@ SELECT is(foundation.forget_in_dumps(ARRAY['refresh.profiles']::regclass[]),
     'forgetting unmarks what an extension marked, and nothing in the runner''s databases');
 SELECT ok(NOT has_function_privilege('public', 'foundation.keep_in_dumps(regclass[])', 'EXECUTE')
           AND NOT has_function_privilege('public', 'foundation.forget_in_dumps(regclass[])', 'EXECUTE')
-          AND NOT has_function_privilege('public', 'foundation.merge_restored_row()', 'EXECUTE'), 'PUBLIC may run none of them');
+          AND NOT has_function_privilege('public', 'foundation.merge_restored_row()', 'EXECUTE')
+          AND NOT has_function_privilege('public', 'foundation.merge_on_restore(regclass)', 'EXECUTE')
+          AND NOT has_function_privilege('public', 'foundation.dumped_relations(regclass[])', 'EXECUTE'), 'PUBLIC may run none of them');
 SELECT is(ARRAY(SELECT format('%s %s', t.tgrelid::regclass, t.tgenabled) FROM pg_trigger t
                 WHERE t.tgname LIKE '%merge_restored' ORDER BY 1),
           ARRAY['foundation.feature_flags A', 'jobs.schedules A', 'jobs.settings A', 'refresh.circuit_breaker A',

@@ -8,6 +8,26 @@
 -- What does fire then is a trigger enabled ALWAYS: the seed rows that CREATE EXTENSION has just
 -- inserted take the dumped values instead of colliding with them.
 
+CREATE FUNCTION foundation.dumped_relations(relations regclass[]) RETURNS SETOF regclass
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    -- A partitioned table holds no rows of its own: pg_dump dumps its leaves.
+    SELECT coalesce(leaf.relid, given.relation)
+    FROM unnest(relations) AS given (relation)
+    LEFT JOIN LATERAL pg_partition_tree(given.relation) leaf ON leaf.isleaf AND leaf.relid <> given.relation
+    UNION
+    -- Identity and serial sequences, so restored ids do not start again at 1.
+    SELECT d.objid::regclass
+    FROM unnest(relations) AS given (relation)
+    JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = given.relation
+        AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+    JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+$$;
+COMMENT ON FUNCTION foundation.dumped_relations(regclass[]) IS
+    'The relations whose rows a dump of the given ones needs: the tables, or the leaves of partitioned ones, sequences given directly, and the tables'' identity and serial sequences.';
+REVOKE ALL ON FUNCTION foundation.dumped_relations(regclass[]) FROM PUBLIC;
+
 CREATE FUNCTION foundation.keep_in_dumps(relations regclass[]) RETURNS integer
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -16,19 +36,7 @@ DECLARE
     relation regclass;
     marked integer := 0;
 BEGIN
-    FOR relation IN
-        -- A partitioned table holds no rows of its own: pg_dump dumps its leaves.
-        SELECT coalesce(leaf.relid, given.relation)
-        FROM unnest(relations) AS given (relation)
-        LEFT JOIN LATERAL pg_partition_tree(given.relation) leaf ON leaf.isleaf AND leaf.relid <> given.relation
-        UNION
-        -- Identity and serial sequences, so restored ids do not start again at 1.
-        SELECT d.objid::regclass
-        FROM unnest(relations) AS given (relation)
-        JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = given.relation
-            AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
-        JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
-    LOOP
+    FOR relation IN SELECT r FROM foundation.dumped_relations(relations) r LOOP
         PERFORM pg_extension_config_dump(relation, '');
         marked := marked + 1;
     END LOOP;
@@ -39,7 +47,7 @@ EXCEPTION WHEN feature_not_supported THEN
 END;
 $$;
 COMMENT ON FUNCTION foundation.keep_in_dumps(regclass[]) IS
-    'Marks tables (the leaves of partitioned ones) and their identity and serial sequences, or sequences given directly, so pg_dump keeps their rows when Freshet is installed as extensions; returns how many it marked. Works only inside an extension script; elsewhere it marks nothing and returns 0.';
+    'Marks what foundation.dumped_relations() lists so pg_dump keeps their rows when Freshet is installed as extensions; returns how many it marked. Works only inside an extension script; elsewhere it marks nothing and returns 0.';
 REVOKE ALL ON FUNCTION foundation.keep_in_dumps(regclass[]) FROM PUBLIC;
 
 CREATE FUNCTION foundation.forget_in_dumps(relations regclass[]) RETURNS integer
@@ -55,14 +63,7 @@ BEGIN
         SELECT e.extname, c.oid::regclass AS relation, CASE WHEN c.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END AS kind
         FROM pg_extension e
         JOIN pg_class c ON c.oid = ANY (e.extconfig)
-        WHERE c.oid IN (
-            SELECT coalesce(leaf.relid, given.relation)
-            FROM unnest(relations) AS given (relation)
-            LEFT JOIN LATERAL pg_partition_tree(given.relation) leaf ON leaf.isleaf AND leaf.relid <> given.relation
-            UNION
-            SELECT d.objid FROM unnest(relations) AS given (relation)
-            JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = given.relation
-                AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))
+        WHERE c.oid IN (SELECT r FROM foundation.dumped_relations(relations) r)
         ORDER BY 2
     LOOP
         EXECUTE format('ALTER EXTENSION %I DROP %s %s', member.extname, member.kind, member.relation);
@@ -109,11 +110,24 @@ COMMENT ON FUNCTION foundation.merge_restored_row() IS
     'BEFORE INSERT trigger for tables an extension script seeds: while session_replication_role is replica (a restore), a row whose primary key exists overwrites it instead of failing, so a restore keeps the dumped values of seed rows without duplicating them.';
 REVOKE ALL ON FUNCTION foundation.merge_restored_row() FROM PUBLIC;
 
-CREATE TRIGGER feature_flags_merge_restored BEFORE INSERT ON foundation.feature_flags
-    FOR EACH ROW WHEN (pg_catalog.current_setting('session_replication_role') = 'replica')
-    EXECUTE FUNCTION foundation.merge_restored_row();
-ALTER TABLE foundation.feature_flags ENABLE ALWAYS TRIGGER feature_flags_merge_restored;
-COMMENT ON TRIGGER feature_flags_merge_restored ON foundation.feature_flags IS
-    'During a restore, a dumped flag overwrites the one CREATE EXTENSION seeded.';
+CREATE FUNCTION foundation.merge_on_restore(seeded regclass) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    trigger_name text := (SELECT c.relname FROM pg_class c WHERE c.oid = seeded) || '_merge_restored';
+BEGIN
+    EXECUTE format($sql$CREATE TRIGGER %I BEFORE INSERT ON %s FOR EACH ROW
+        WHEN (pg_catalog.current_setting('session_replication_role') = 'replica')
+        EXECUTE FUNCTION foundation.merge_restored_row()$sql$, trigger_name, seeded);
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', seeded, trigger_name);
+    EXECUTE format('COMMENT ON TRIGGER %I ON %s IS %L', trigger_name, seeded,
+        'During a restore, a dumped row overwrites the one CREATE EXTENSION seeded with its key.');
+END;
+$$;
+COMMENT ON FUNCTION foundation.merge_on_restore(regclass) IS
+    'Gives a table its extension script seeds the trigger <table>_merge_restored, enabled ALWAYS, that runs foundation.merge_restored_row() during a restore.';
+REVOKE ALL ON FUNCTION foundation.merge_on_restore(regclass) FROM PUBLIC;
 
+SELECT foundation.merge_on_restore('foundation.feature_flags');
 SELECT foundation.keep_in_dumps(ARRAY['foundation.feature_flags']::regclass[]);

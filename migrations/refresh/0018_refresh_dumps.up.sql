@@ -1,26 +1,9 @@
 -- The refresh module's part of dump and restore on the extension path (see foundation/0016):
 -- registrations, settings, the queue in every state, the fetched data and the accounting keep
 -- their rows in a dump. The seeded tables take their dumped values.
-CREATE TRIGGER settings_merge_restored BEFORE INSERT ON refresh.settings
-    FOR EACH ROW WHEN (pg_catalog.current_setting('session_replication_role') = 'replica')
-    EXECUTE FUNCTION foundation.merge_restored_row();
-ALTER TABLE refresh.settings ENABLE ALWAYS TRIGGER settings_merge_restored;
-COMMENT ON TRIGGER settings_merge_restored ON refresh.settings IS
-    'During a restore, a dumped setting overwrites the one CREATE EXTENSION seeded.';
-
-CREATE TRIGGER data_type_registry_merge_restored BEFORE INSERT ON refresh.data_type_registry
-    FOR EACH ROW WHEN (pg_catalog.current_setting('session_replication_role') = 'replica')
-    EXECUTE FUNCTION foundation.merge_restored_row();
-ALTER TABLE refresh.data_type_registry ENABLE ALWAYS TRIGGER data_type_registry_merge_restored;
-COMMENT ON TRIGGER data_type_registry_merge_restored ON refresh.data_type_registry IS
-    'During a restore, a dumped registration overwrites the one CREATE EXTENSION seeded.';
-
-CREATE TRIGGER circuit_breaker_merge_restored BEFORE INSERT ON refresh.circuit_breaker
-    FOR EACH ROW WHEN (pg_catalog.current_setting('session_replication_role') = 'replica')
-    EXECUTE FUNCTION foundation.merge_restored_row();
-ALTER TABLE refresh.circuit_breaker ENABLE ALWAYS TRIGGER circuit_breaker_merge_restored;
-COMMENT ON TRIGGER circuit_breaker_merge_restored ON refresh.circuit_breaker IS
-    'During a restore, the dumped breaker state overwrites the one CREATE EXTENSION seeded.';
+SELECT foundation.merge_on_restore('refresh.settings');
+SELECT foundation.merge_on_restore('refresh.data_type_registry');
+SELECT foundation.merge_on_restore('refresh.circuit_breaker');
 
 SELECT foundation.keep_in_dumps(ARRAY[
     'refresh.settings', 'refresh.data_type_registry', 'refresh.circuit_breaker', 'refresh.subscriptions',
