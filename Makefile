@@ -1,4 +1,4 @@
-# Freshet: `make up` starts the development cluster and applies every migration; `make test` runs every test.
+# Freshet: `make up` starts the development cluster, applies every migration and starts freshet-server; `make test` runs every test.
 SWIFT ?= swift
 PGDATA ?= .pgdata
 MIGRATE = $(SWIFT) run --quiet migrate
@@ -17,7 +17,8 @@ up: build
 	@url=$$($(MIGRATE) cluster start --path $(PGDATA)) && \
 	  $(MIGRATE) up --url "$$url" && \
 	  echo && echo "The development cluster runs in $(PGDATA). Connect with:" && echo "  psql '$$url'" && \
-	  echo "Point the runner at it:" && echo "  export DATABASE_URL='$$url'"
+	  echo "Point the runner at it:" && echo "  export DATABASE_URL='$$url'" && \
+	  PGDATA=$(PGDATA) scripts/server.sh start "$$url"
 
 # The extension files, generated from migrations/ (never edited, never in git).
 extension: build
@@ -39,6 +40,7 @@ bench: build
 	scripts/bench.sh
 
 stop:
+	@PGDATA=$(PGDATA) scripts/server.sh stop
 	@if [ -d $(PGDATA) ]; then $(MIGRATE) cluster stop --path $(PGDATA); fi
 
 clean: stop

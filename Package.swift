@@ -6,11 +6,17 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "migrate", targets: ["migrate"]),
+        .executable(name: "freshet-server", targets: ["freshet-server"]),
         .library(name: "Freshet", targets: ["Freshet"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.7.1"),
     ],
     targets: [
         // libpq's header, and forwards that load libpq.so.5 on first use instead of at process start.
@@ -29,6 +35,25 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The live half: HTTP, health, metrics and the services that run beside the database.
+        .target(
+            name: "FreshetServer",
+            dependencies: [
+                "Freshet",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+            ]
+        ),
+        .executableTarget(
+            name: "freshet-server",
+            dependencies: [
+                "FreshetServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .target(
             name: "FreshetTestSupport",
             dependencies: ["Freshet"],
@@ -40,7 +65,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FreshetIntegrationTests",
-            dependencies: ["Freshet", "FreshetTestSupport"]
+            dependencies: ["Freshet", "FreshetServer", "FreshetTestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -79,15 +79,21 @@ public struct ConnectionError: Error, CustomStringConvertible, Sendable {
         self.during = during
     }
 
+    /// What happened, in one line, without the runner's advice: what a long-running process logs.
+    public var summary: String {
+        // libpq's message runs over several tab-indented lines; one line reads better.
+        let oneLine = message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+            .joined(separator: " ")
+        guard lost else { return "cannot connect to \(target): \(oneLine)" }
+        return "lost the connection to \(target)\(during.map { " while running \($0)" } ?? ""): \(oneLine)"
+    }
+
     public var description: String {
         guard lost else {
             return "cannot connect to \(target): \(message)\n"
                 + "Check --url, DATABASE_URL or the PG* variables, or run `migrate wait` until the server is up."
         }
-        // libpq's message runs over several tab-indented lines; one line reads better.
-        let oneLine = message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
-            .joined(separator: " ")
-        return "lost the connection to \(target)\(during.map { " while running \($0)" } ?? ""): \(oneLine)\n"
+        return summary + "\n"
             + "The server rolled back the transaction that was open; a no-transaction file may have stopped partway "
             + "(`migrate status` shows it as running). Run the command again once the server is back (`migrate wait`)."
     }

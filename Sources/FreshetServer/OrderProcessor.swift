@@ -1,0 +1,91 @@
+import Dispatch
+import Foundation
+import Freshet
+import Logging
+import ServiceLifecycle
+
+/// Processes orders the moment they are inserted (seed 003): each of its connections LISTENs on
+/// `jobs_order_queue` and, when woken, drains the queue with `jobs.process_next_queue_order()`,
+/// one order per transaction, so a server killed mid-order leaves that order processed or pending.
+///
+/// libpq blocks, so each connection has a thread of its own rather than a task on the shared
+/// pool. pg_cron's one-minute drain stays the fallback while the server is down.
+public final class OrderProcessor: Service, @unchecked Sendable {
+    private let configuration: ServerConfiguration
+    private let metrics: ServerMetrics
+    private let logger: Logger
+    private let lock = NSLock()
+    private var stopping = false
+    private var connected = 0
+    private var processed = 0
+
+    public init(configuration: ServerConfiguration, metrics: ServerMetrics, logger: Logger) {
+        self.configuration = configuration
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// How many processors are connected, and how many orders they processed since the start.
+    public var state: (connected: Int, processed: Int, configured: Int) {
+        lock.withLock { (connected, processed, configuration.orderProcessors) }
+    }
+
+    private var isStopping: Bool { lock.withLock { stopping } }
+
+    public func run() async throws {
+        let finished = DispatchGroup()
+        for index in 0..<configuration.orderProcessors {
+            finished.enter()
+            let thread = Thread { [self] in
+                process(index)
+                finished.leave()
+            }
+            thread.name = "order-processor-\(index)"
+            thread.start()
+        }
+        // An order in flight finishes in its transaction; the wait for a wake-up is short.
+        await withGracefulShutdownHandler {
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                finished.notify(queue: .global()) { done.resume() }
+            }
+        } onGracefulShutdown: { [self] in
+            lock.withLock { stopping = true }
+        }
+    }
+
+    /// One processor's life: connect, listen, drain when woken, and connect again with backoff
+    /// when the connection goes away.
+    private func process(_ index: Int) {
+        var delay = Duration.milliseconds(100)
+        var isReconnect = false
+        while !isStopping {
+            do {
+                let connection = try PGConnection(conninfo: configuration.conninfo)
+                try connection.execute("LISTEN jobs_order_queue")
+                if isReconnect { metrics.databaseReconnects.increment() }
+                isReconnect = true
+                delay = .milliseconds(100)
+                lock.withLock { connected += 1 }
+                metrics.processorsConnected.increment()
+                defer {
+                    lock.withLock { connected -= 1 }
+                    metrics.processorsConnected.decrement()
+                }
+                // Drains once at the start too: orders inserted while no processor listened.
+                while !isStopping {
+                    while !isStopping, try connection.scalar("SELECT jobs.process_next_queue_order()") != nil {
+                        lock.withLock { processed += 1 }
+                        metrics.ordersProcessed.increment()
+                    }
+                    _ = try connection.waitForNotification(timeout: 0.25)
+                }
+            } catch {
+                let reason = (error as? ConnectionError)?.summary ?? "\(error)"
+                logger.warning("order processor \(index): \(reason); connecting again in \(delay)")
+                let deadline = ContinuousClock.now.advanced(by: delay)
+                while !isStopping && ContinuousClock.now < deadline { usleep(20_000) }
+                delay = min(delay * 2, configuration.maximumReconnectDelay)
+            }
+        }
+    }
+}
