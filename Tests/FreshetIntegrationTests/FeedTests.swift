@@ -266,4 +266,41 @@ import Testing
         var changes: [Change] { lock.withLock { received } }
         func append(_ page: [Change]) { lock.withLock { received += page } }
     }
+
+    /// pg_dump and a restore give the table another OID, which the generated capture names:
+    /// writes are refused until feed.repair_after_restore() sets the capture up again.
+    @Test func aRestoredDatabaseCapturesAgainOnceRepairedAndItsReaderResumes() throws {
+        let database = try BundleDatabase.fresh()
+        let connection = try database.connect()
+        try connection.execute(
+            """
+            CREATE SCHEMA app;
+            CREATE TABLE app.notes (id bigint PRIMARY KEY, body text);
+            SELECT feed.watch('app.notes');
+            INSERT INTO app.notes VALUES (1, 'before the dump');
+            SELECT feed.subscribe('reader', 'app.notes');
+            """)
+        let cursor = try #require(try connection.scalar("SELECT feed.current_cursor()"))
+        let dump = NSTemporaryDirectory() + "freshet-feed-dump-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dump) }
+        let installation = database.cluster.installation
+        let dumped = try ProcessRunner.run(installation.program("pg_dump"), ["--format=custom", "--file=\(dump)", "--dbname=\(database.conninfo)"])
+        #expect(dumped.status == 0, "\(dumped.output)")
+        let restored = try TestDatabase()
+        let outcome = try ProcessRunner.run(installation.program("pg_restore"), ["--exit-on-error", "--dbname=\(restored.conninfo)", dump])
+        #expect(outcome.status == 0, "\(outcome.output)")
+        let copy = try restored.connect()
+        #expect(throws: PostgresError.self, "the capture generated for the old OID refuses the restored table") {
+            try copy.execute("INSERT INTO app.notes VALUES (2, 'refused')")
+        }
+        #expect(try copy.scalar("SELECT feed.repair_after_restore()") == "1")
+        #expect(try copy.scalar("SELECT feed.repair_after_restore()") == "0", "a second repair finds nothing to do")
+        try copy.execute("INSERT INTO app.notes VALUES (2, 'after the restore')")
+        #expect(try copy.scalar("SELECT string_agg(operation || ' ' || (row_data ->> 'id'), ',') FROM feed.changes_for('reader', '\(cursor)')") == "INSERT 2")
+        #expect(try copy.scalar("SELECT count(*) FROM feed.commits WHERE xid >= '9223372036854775808'::xid8") == "1",
+            "the restored commit moved where no transaction id reaches")
+        #expect(try copy.scalar("SELECT count(DISTINCT table_id) FROM feed.change_log") == "1")
+        #expect(try copy.scalar("SELECT count(*) FROM pg_proc WHERE pronamespace = 'feed'::regnamespace AND proname ~ '^capture_[0-9]+_'") == "3",
+            "no capture function of the old OID is left")
+    }
 }

@@ -11,11 +11,12 @@ SELECT ok(NOT has_function_privilege('public', 'foundation.keep_in_dumps(regclas
           AND NOT has_function_privilege('public', 'foundation.forget_in_dumps(regclass[])', 'EXECUTE')
           AND NOT has_function_privilege('public', 'foundation.merge_restored_row()', 'EXECUTE')
           AND NOT has_function_privilege('public', 'foundation.merge_on_restore(regclass)', 'EXECUTE')
-          AND NOT has_function_privilege('public', 'foundation.dumped_relations(regclass[])', 'EXECUTE'), 'PUBLIC may run none of them');
+          AND NOT has_function_privilege('public', 'foundation.dumped_relations(regclass[])', 'EXECUTE')
+          AND NOT has_function_privilege('public', 'feed.repair_after_restore()', 'EXECUTE'), 'PUBLIC may run none of them');
 SELECT is(ARRAY(SELECT format('%s %s', t.tgrelid::regclass, t.tgenabled) FROM pg_trigger t
                 WHERE t.tgname LIKE '%merge_restored' ORDER BY 1),
-          ARRAY['foundation.feature_flags A', 'jobs.schedules A', 'jobs.settings A', 'refresh.circuit_breaker A',
-                'refresh.data_type_registry A', 'refresh.settings A'],
+          ARRAY['feed.log_state A', 'feed.settings A', 'foundation.feature_flags A', 'jobs.schedules A', 'jobs.settings A',
+                'refresh.circuit_breaker A', 'refresh.data_type_registry A', 'refresh.settings A'],
           'every seeded table merges restored rows, with the trigger enabled ALWAYS so a restore as replica fires it');
 
 SELECT throws_ok($$INSERT INTO jobs.settings (name, value, description) SELECT name, 'x', description FROM jobs.settings LIMIT 1$$,
