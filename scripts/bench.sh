@@ -45,6 +45,6 @@ ratio() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2
 conditions="$(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, PostgreSQL $("$PSQL" -XAtq "$admin" -c 'SHOW server_version'), unix socket, fsync=off"
 
 # BENCH_PARTS picks parts, for example BENCH_PARTS=ledger make bench.
-for part in ${BENCH_PARTS:-runner jobs refresh ledger feed}; do
+for part in ${BENCH_PARTS:-runner jobs refresh ledger feed server}; do
   source "scripts/bench-$part.sh"
 done

@@ -2,7 +2,8 @@
 
 A processor LISTENs on jobs_order_queue and drains the queue on each wake-up; a writer inserts
 one order at a time. Prints the p50 and p95 of processed_at - created_at in milliseconds, then
-the p50 of a bare NOTIFY round trip measured the same way, as the floor.
+the p50 of a bare NOTIFY round trip measured the same way, as the floor. With a third argument,
+`external`, no processor is started here: one already runs (freshet-server).
 """
 import statistics
 import sys
@@ -12,6 +13,7 @@ import time
 import psycopg
 
 conninfo, count = sys.argv[1], int(sys.argv[2])
+external = len(sys.argv) > 3 and sys.argv[3] == "external"
 
 
 def percentile(values, fraction):
@@ -39,7 +41,10 @@ with psycopg.connect(conninfo, autocommit=True) as setup:
 ready = threading.Event()
 stop = threading.Event()
 worker = threading.Thread(target=processor, args=(stop,), daemon=True)
-worker.start()
+if external:
+    ready.set()
+else:
+    worker.start()
 if not ready.wait(timeout=30):
     sys.exit("the processor did not start listening")
 with psycopg.connect(conninfo, autocommit=True) as writer:
@@ -53,7 +58,8 @@ with psycopg.connect(conninfo, autocommit=True) as writer:
     latencies = [row[0] for row in writer.execute(
         "SELECT extract(epoch FROM processed_at - created_at) * 1000 FROM jobs.order_queue WHERE status <> 'pending'")]
 stop.set()
-worker.join()
+if not external:
+    worker.join()
 
 pings = []
 with psycopg.connect(conninfo, autocommit=True) as listener, psycopg.connect(conninfo, autocommit=True) as sender:

@@ -121,6 +121,45 @@ struct RunningServer {
         #expect(stopped.status == 0 && stopped.seconds < 5, "SIGTERM: exit \(stopped.status) after \(stopped.seconds) s")
     }
 
+    @Test func aServerKilledMidDrainLeavesNoHalfProcessedOrderAndTheNextOneFinishes() throws {
+        let database = try BundleDatabase.fresh()
+        try database.connect().execute(
+            """
+            INSERT INTO jobs.issuers (ticker, name, current_price, shares_outstanding)
+            SELECT 'T' || n, 'Issuer ' || n, 1 + n * 0.37, 1000000 FROM generate_series(1, 20) n;
+            INSERT INTO jobs.balances (user_id, cash) SELECT md5('user' || n)::uuid, 5000 FROM generate_series(1, 300) n;
+            INSERT INTO jobs.holdings (user_id, ticker, shares) SELECT md5('user' || n)::uuid, 'T' || (1 + n % 20), 100 FROM generate_series(1, 300) n;
+            """)
+        let valueQuery = """
+            SELECT (SELECT sum(cash) FROM jobs.balances)
+                 + (SELECT sum(h.shares * i.current_price) FROM jobs.holdings h JOIN jobs.issuers i USING (ticker))
+            """
+        let valueBefore = try database.scalar(valueQuery)
+        let server = try RunningServer(conninfo: database.conninfo, arguments: ["--order-processors", "4"])
+        try database.connect().execute(
+            """
+            INSERT INTO jobs.order_queue (user_id, ticker, order_type, amount)
+            SELECT md5('user' || (1 + (n * 7919) % 300))::uuid, 'T' || (1 + (n * 31) % 20),
+                   CASE WHEN n % 3 = 0 THEN 'sell' ELSE 'buy' END, 1 + (n * 13) % 400
+            FROM generate_series(1, 20000) n
+            """)
+        #expect(eventually(timeout: 30) { (try? database.count("SELECT count(*) FROM jobs.order_queue WHERE status <> 'pending'")) ?? 0 > 100 })
+        kill(server.process.pid, SIGKILL)
+        _ = server.process.wait()
+        let pending = try database.count("SELECT count(*) FROM jobs.order_queue WHERE status = 'pending'")
+        #expect(pending > 0, "the kill came mid-drain")
+        #expect(try database.count("SELECT count(*) FROM jobs.trades") == database.count("SELECT count(*) FROM jobs.order_queue WHERE status = 'completed'"),
+            "every completed order has its trade, and no pending one has")
+        #expect(try database.scalar(valueQuery) == valueBefore, "balances are conserved at the kill")
+
+        let next = try RunningServer(conninfo: database.conninfo)
+        #expect(eventually(timeout: 60) { (try? database.count("SELECT count(*) FROM jobs.order_queue WHERE status = 'pending'")) == 0 },
+            "the next server drains what was left, without a wake-up")
+        #expect(try database.count("SELECT count(DISTINCT order_id) FROM jobs.trades") == database.count("SELECT count(*) FROM jobs.trades"))
+        #expect(try database.scalar(valueQuery) == valueBefore)
+        #expect(next.terminate().status == 0)
+    }
+
     @Test func healthIs200WhileTheDatabaseAnswersAnd503WhenItIsDownThenProcessorsReconnect() throws {
         let cluster = try PostgresCluster.disposable()
         defer { cluster.stop() }
