@@ -60,4 +60,15 @@ extension ConnectionTarget {
         let quoted = database.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'")
         return "\(base) dbname='\(quoted)'"
     }
+
+    /// The same connection string with libpq's `connect_timeout`, unless it sets one already:
+    /// without it, a host that accepts and never answers holds a connection attempt forever.
+    public static func conninfo(_ base: String, connectTimeoutSeconds seconds: Int) -> String {
+        guard !base.contains("connect_timeout") else { return base }
+        // Appended as written, so the URL's other parameters keep their encoding.
+        if base.hasPrefix("postgres://") || base.hasPrefix("postgresql://") {
+            return base + (base.contains("?") ? "&" : "?") + "connect_timeout=\(seconds)"
+        }
+        return base.isEmpty ? "connect_timeout=\(seconds)" : "\(base) connect_timeout=\(seconds)"
+    }
 }

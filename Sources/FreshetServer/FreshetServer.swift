@@ -21,7 +21,7 @@ public struct FreshetServer: Sendable {
         let metrics = ServerMetrics()
         let processor = OrderProcessor(configuration: configuration, metrics: metrics, logger: logger)
         let router = Router()
-        let conninfo = configuration.conninfo
+        let conninfo = configuration.serverConninfo
         router.get("health") { _, _ -> Response in
             let report = await HealthReport.check(conninfo: conninfo, processors: processor.state)
             return Response(

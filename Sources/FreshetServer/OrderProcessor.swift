@@ -60,7 +60,7 @@ public final class OrderProcessor: Service, @unchecked Sendable {
         var isReconnect = false
         while !isStopping {
             do {
-                let connection = try PGConnection(conninfo: configuration.conninfo)
+                let connection = try PGConnection(conninfo: configuration.serverConninfo)
                 try connection.execute("LISTEN jobs_order_queue")
                 if isReconnect { metrics.databaseReconnects.increment() }
                 isReconnect = true

@@ -1,3 +1,5 @@
+import Freshet
+
 /// Everything `freshet-server` is told at start: where the database is, where to listen, and how
 /// many connections process orders.
 public struct ServerConfiguration: Sendable {
@@ -9,6 +11,10 @@ public struct ServerConfiguration: Sendable {
     public var orderProcessors: Int
     /// The longest wait between reconnection attempts after the database goes away.
     public var maximumReconnectDelay: Duration
+
+    /// The connection string the server's own connections use: with a connect timeout, so a
+    /// database host that stops answering can hold neither a health check nor a shutdown.
+    public var serverConninfo: String { ConnectionTarget.conninfo(conninfo, connectTimeoutSeconds: 3) }
 
     public init(
         conninfo: String = "", host: String = "127.0.0.1", port: Int = 8080, orderProcessors: Int = 2,

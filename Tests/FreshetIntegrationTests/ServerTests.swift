@@ -43,6 +43,9 @@ struct RunningServer {
     func get(_ path: String) throws -> (status: Int, body: String) {
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(socket) }
+        // A request the server never answers fails the test instead of hanging it.
+        var limit = timeval(tv_sec: 20, tv_usec: 0)
+        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -66,11 +69,16 @@ struct RunningServer {
         return (status, body)
     }
 
-    /// Sends SIGTERM and waits: the exit status, and how long the shutdown took.
+    /// Sends SIGTERM and waits: the exit status, and how long the shutdown took. A server still
+    /// running after 20 s gets SIGKILL, so a shutdown that hangs fails the test instead of hanging it.
     func terminate() -> (status: Int32, seconds: Double) {
         let started = Date()
         kill(process.pid, SIGTERM)
+        let pid = process.pid
+        let killer = DispatchWorkItem { kill(pid, SIGKILL) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 20, execute: killer)
         let outcome = process.wait()
+        killer.cancel()
         return (outcome.status, Date().timeIntervalSince(started))
     }
 }
@@ -186,6 +194,17 @@ struct RunningServer {
         #expect(stopped.status == 0 && stopped.seconds < 5)
     }
 
+    @Test func aDatabaseHostThatNeverAnswersHoldsNeitherHealthNorShutdown() throws {
+        let silent = try SilentListener()
+        let server = try RunningServer(conninfo: "postgresql://postgres@127.0.0.1:\(silent.port)/freshet")
+        let started = Date()
+        let health = try server.get("/health")
+        #expect(health.status == 503 && health.body.contains("\"reachable\":false"), "\(health.body)")
+        #expect(Date().timeIntervalSince(started) < 10, "the health check gave up after its connect timeout")
+        let stopped = server.terminate()
+        #expect(stopped.status == 0 && stopped.seconds < 5, "SIGTERM while connecting: exit \(stopped.status) after \(stopped.seconds) s")
+    }
+
     @Test func aTokenIsSignedWithTheSecretAndLivesAsLongAsAsked() async throws {
         let secret = "a development secret of 32 bytes+"
         let outcome = try ProcessRunner.run(
@@ -204,4 +223,30 @@ struct RunningServer {
         let short = try ProcessRunner.run(try RunningServer.path, ["token", "--user", "u"], environment: ["FRESHET_JWT_SECRET": "short"])
         #expect(short.status != 0 && short.output.contains("at least 32 bytes") && !short.output.contains("crashed"), "\(short.output)")
     }
+}
+
+/// A TCP port that accepts connections and never answers: a database host that hangs.
+final class SilentListener {
+    let socket: Int32
+    let port: Int
+
+    init() throws {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.socket = socket
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(socket, 64) == 0 else { throw MigrateError.cluster("cannot listen on 127.0.0.1") }
+        var actual = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &actual) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) }
+        }
+        port = Int(UInt16(bigEndian: actual.sin_port))
+    }
+
+    deinit { close(socket) }
 }
