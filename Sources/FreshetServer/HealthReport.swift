@@ -9,13 +9,13 @@ public struct HealthReport: Sendable {
     public var json: String
 
     /// Reads the database's half on a thread of its own: libpq blocks.
-    static func check(conninfo: String, processors: (connected: Int, processed: Int, configured: Int)) async -> HealthReport {
+    static func check(conninfo: String, processors: OrderProcessor.State) async -> HealthReport {
         await withCheckedContinuation { (done: CheckedContinuation<HealthReport, Never>) in
             DispatchQueue.global().async { done.resume(returning: read(conninfo: conninfo, processors: processors)) }
         }
     }
 
-    private static func read(conninfo: String, processors: (connected: Int, processed: Int, configured: Int)) -> HealthReport {
+    private static func read(conninfo: String, processors: OrderProcessor.State) -> HealthReport {
         var report: [String: Any] = [
             "server": [
                 "order_processors": [

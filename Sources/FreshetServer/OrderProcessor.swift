@@ -25,9 +25,15 @@ public final class OrderProcessor: Service, @unchecked Sendable {
         self.logger = logger
     }
 
-    /// How many processors are connected, and how many orders they processed since the start.
-    public var state: (connected: Int, processed: Int, configured: Int) {
-        lock.withLock { (connected, processed, configuration.orderProcessors) }
+    /// How many processors there are and are connected, and how many orders they processed since the start.
+    public struct State: Sendable {
+        public var configured: Int
+        public var connected: Int
+        public var processed: Int
+    }
+
+    public var state: State {
+        lock.withLock { State(configured: configuration.orderProcessors, connected: connected, processed: processed) }
     }
 
     private var isStopping: Bool { lock.withLock { stopping } }

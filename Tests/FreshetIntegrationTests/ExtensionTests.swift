@@ -231,17 +231,8 @@ enum InstalledExtension {
         ).rows.map { $0[0]! }
         #expect(unmarked == ["feed.commit_gate", "ledger.aggregates", "refresh.claim_gate"])
 
-        let dump = NSTemporaryDirectory() + "freshet-dump-\(UUID().uuidString)"
-        defer { try? FileManager.default.removeItem(atPath: dump) }
-        let installation = database.cluster.installation
-        let dumped = try ProcessRunner.run(installation.program("pg_dump"), ["--format=custom", "--file=\(dump)", "--dbname=\(database.conninfo)"])
-        #expect(dumped.status == 0, "\(dumped.output)")
-        let restored = try TestDatabase()
         // As pg_restore --disable-triggers does for a data-only restore: the rows come back as dumped.
-        let outcome = try ProcessRunner.run(
-            installation.program("pg_restore"), ["--exit-on-error", "--dbname=\(restored.conninfo)", dump],
-            environment: ["PGOPTIONS": "-c session_replication_role=replica"])
-        #expect(outcome.status == 0, "\(outcome.output)")
+        let restored = try database.restoredCopy(environment: ["PGOPTIONS": "-c session_replication_role=replica"])
         let copy = try restored.connect()
         let after = try Self.rows(copy)
         for (table, digest) in before.sorted(by: { $0.key < $1.key }) {

@@ -281,14 +281,7 @@ import Testing
             SELECT feed.subscribe('reader', 'app.notes');
             """)
         let cursor = try #require(try connection.scalar("SELECT feed.current_cursor()"))
-        let dump = NSTemporaryDirectory() + "freshet-feed-dump-\(UUID().uuidString)"
-        defer { try? FileManager.default.removeItem(atPath: dump) }
-        let installation = database.cluster.installation
-        let dumped = try ProcessRunner.run(installation.program("pg_dump"), ["--format=custom", "--file=\(dump)", "--dbname=\(database.conninfo)"])
-        #expect(dumped.status == 0, "\(dumped.output)")
-        let restored = try TestDatabase()
-        let outcome = try ProcessRunner.run(installation.program("pg_restore"), ["--exit-on-error", "--dbname=\(restored.conninfo)", dump])
-        #expect(outcome.status == 0, "\(outcome.output)")
+        let restored = try database.restoredCopy()
         let copy = try restored.connect()
         #expect(throws: PostgresError.self, "the capture generated for the old OID refuses the restored table") {
             try copy.execute("INSERT INTO app.notes VALUES (2, 'refused')")

@@ -16,6 +16,20 @@ import Testing
     static let feedJobs: Set<String> = ["feed-prune|17 3 * * *"]
     static let seedJobs = orderJobs.union(refreshJobs).union(ledgerJobs).union(feedJobs)
 
+    /// 20 issuers, and 300 users with cash and holdings: the book the order tests trade on.
+    static let orderBook = """
+        INSERT INTO jobs.issuers (ticker, name, current_price, shares_outstanding)
+        SELECT 'T' || n, 'Issuer ' || n, 1 + n * 0.37, 1000000 FROM generate_series(1, 20) n;
+        INSERT INTO jobs.balances (user_id, cash) SELECT md5('user' || n)::uuid, 5000 FROM generate_series(1, 300) n;
+        INSERT INTO jobs.holdings (user_id, ticker, shares) SELECT md5('user' || n)::uuid, 'T' || (1 + n % 20), 100 FROM generate_series(1, 300) n;
+        """
+
+    /// The book's whole value, cash plus holdings at current prices: trading conserves it.
+    static let bookValue = """
+        SELECT (SELECT sum(cash) FROM jobs.balances)
+             + (SELECT sum(h.shares * i.current_price) FROM jobs.holdings h JOIN jobs.issuers i USING (ticker))
+        """
+
     /// pg_cron lives only in the cluster's cron database, so this test owns that database.
     @Test func theJobsRunInPgCronWithTheSeedsCadencesAndLeaveWithTheirMigrations() throws {
         let cluster = try TestCluster.shared()
@@ -97,14 +111,9 @@ import Testing
 
     @Test func eightProcessorsDrainTwentyThousandOrdersExactlyOnce() throws {
         let database = try BundleDatabase.fresh()
+        try database.connect().execute(Self.orderBook)
         try database.connect().execute(
             """
-            INSERT INTO jobs.issuers (ticker, name, current_price, shares_outstanding)
-            SELECT 'T' || n, 'Issuer ' || n, 1 + n * 0.37, 1000000 FROM generate_series(1, 20) n;
-            INSERT INTO jobs.balances (user_id, cash)
-            SELECT md5('user' || n)::uuid, 5000 FROM generate_series(1, 300) n;
-            INSERT INTO jobs.holdings (user_id, ticker, shares)
-            SELECT md5('user' || n)::uuid, 'T' || (1 + n % 20), 100 FROM generate_series(1, 300) n;
             INSERT INTO jobs.order_queue (user_id, ticker, order_type, amount)
             SELECT md5('user' || (1 + (n * 7919) % 300))::uuid,
                    CASE WHEN n % 97 = 0 THEN 'NOPE' ELSE 'T' || (1 + (n * 31) % 20) END,
@@ -112,10 +121,7 @@ import Testing
                    CASE WHEN n % 89 = 0 THEN -1 ELSE 1 + (n * 13) % 400 END
             FROM generate_series(1, 20000) n;
             """)
-        let valueQuery = """
-            SELECT (SELECT sum(cash) FROM jobs.balances)
-                 + (SELECT sum(h.shares * i.current_price) FROM jobs.holdings h JOIN jobs.issuers i USING (ticker))
-            """
+        let valueQuery = Self.bookValue
         let valueBefore = try database.scalar(valueQuery)
         let tally = LineCollector()
         let conninfo = database.conninfo

@@ -86,17 +86,8 @@ struct RunningServer {
 @Suite struct ServerTests {
     @Test func eightInsertersOrdersAreProcessedOnceByTheServerWithBalancesConserved() throws {
         let database = try BundleDatabase.fresh()
-        try database.connect().execute(
-            """
-            INSERT INTO jobs.issuers (ticker, name, current_price, shares_outstanding)
-            SELECT 'T' || n, 'Issuer ' || n, 1 + n * 0.37, 1000000 FROM generate_series(1, 20) n;
-            INSERT INTO jobs.balances (user_id, cash) SELECT md5('user' || n)::uuid, 5000 FROM generate_series(1, 300) n;
-            INSERT INTO jobs.holdings (user_id, ticker, shares) SELECT md5('user' || n)::uuid, 'T' || (1 + n % 20), 100 FROM generate_series(1, 300) n;
-            """)
-        let valueQuery = """
-            SELECT (SELECT sum(cash) FROM jobs.balances)
-                 + (SELECT sum(h.shares * i.current_price) FROM jobs.holdings h JOIN jobs.issuers i USING (ticker))
-            """
+        try database.connect().execute(JobsTests.orderBook)
+        let valueQuery = JobsTests.bookValue
         let valueBefore = try database.scalar(valueQuery)
         let server = try RunningServer(conninfo: database.conninfo, arguments: ["--order-processors", "2"])
         let conninfo = database.conninfo
@@ -131,17 +122,8 @@ struct RunningServer {
 
     @Test func aServerKilledMidDrainLeavesNoHalfProcessedOrderAndTheNextOneFinishes() throws {
         let database = try BundleDatabase.fresh()
-        try database.connect().execute(
-            """
-            INSERT INTO jobs.issuers (ticker, name, current_price, shares_outstanding)
-            SELECT 'T' || n, 'Issuer ' || n, 1 + n * 0.37, 1000000 FROM generate_series(1, 20) n;
-            INSERT INTO jobs.balances (user_id, cash) SELECT md5('user' || n)::uuid, 5000 FROM generate_series(1, 300) n;
-            INSERT INTO jobs.holdings (user_id, ticker, shares) SELECT md5('user' || n)::uuid, 'T' || (1 + n % 20), 100 FROM generate_series(1, 300) n;
-            """)
-        let valueQuery = """
-            SELECT (SELECT sum(cash) FROM jobs.balances)
-                 + (SELECT sum(h.shares * i.current_price) FROM jobs.holdings h JOIN jobs.issuers i USING (ticker))
-            """
+        try database.connect().execute(JobsTests.orderBook)
+        let valueQuery = JobsTests.bookValue
         let valueBefore = try database.scalar(valueQuery)
         let server = try RunningServer(conninfo: database.conninfo, arguments: ["--order-processors", "4"])
         try database.connect().execute(

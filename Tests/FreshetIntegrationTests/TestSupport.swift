@@ -61,6 +61,21 @@ final class TestDatabase {
 
     func count(_ sql: String) throws -> Int { Int(try scalar(sql) ?? "") ?? -1 }
 
+    /// A new database restored from a `pg_dump --format=custom` of this one with `pg_restore
+    /// --exit-on-error`; `environment` reaches pg_restore (PGOPTIONS, for a restore as replica).
+    func restoredCopy(environment: [String: String] = [:]) throws -> TestDatabase {
+        let dump = NSTemporaryDirectory() + "freshet-dump-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dump) }
+        let installation = cluster.installation
+        let dumped = try ProcessRunner.run(installation.program("pg_dump"), ["--format=custom", "--file=\(dump)", "--dbname=\(conninfo)"])
+        guard dumped.status == 0 else { throw MigrateError.cluster("pg_dump failed: \(dumped.output)") }
+        let restored = try TestDatabase()
+        let outcome = try ProcessRunner.run(
+            installation.program("pg_restore"), ["--exit-on-error", "--dbname=\(restored.conninfo)", dump], environment: environment)
+        guard outcome.status == 0 else { throw MigrateError.cluster("pg_restore failed: \(outcome.output)") }
+        return restored
+    }
+
     func tableExists(_ name: String) throws -> Bool { try scalar("SELECT to_regclass('\(name)') IS NOT NULL") == "t" }
 
     /// Every event as `version:action`, in order.
