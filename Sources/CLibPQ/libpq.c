@@ -97,6 +97,8 @@ FORWARD(int, PQnfields, (const PGresult *res), (res))
 FORWARD(char *, PQfname, (const PGresult *res, int field_num), (res, field_num))
 FORWARD(char *, PQgetvalue, (const PGresult *res, int tup_num, int field_num), (res, tup_num, field_num))
 FORWARD(int, PQgetisnull, (const PGresult *res, int tup_num, int field_num), (res, tup_num, field_num))
+FORWARD(int, PQgetlength, (const PGresult *res, int tup_num, int field_num), (res, tup_num, field_num))
+FORWARD(int, PQfformat, (const PGresult *res, int field_num), (res, field_num))
 FORWARD(void, PQclear, (PGresult *res), (res))
 FORWARD(void, PQfreemem, (void *ptr), (ptr))
 

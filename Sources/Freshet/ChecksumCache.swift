@@ -14,7 +14,7 @@ struct ChecksumCache: Sendable {
         /// The identity of `name` inside the directory open as `directory`: no path walk per file.
         init?(directory: Int32, name: String) {
             var info = stat()
-            guard fstatat(directory, name, &info, 0) == 0 else { return nil }
+            guard name.withCString({ fstatat(directory, $0, &info, 0) }) == 0 else { return nil }
             device = UInt64(info.st_dev)
             inode = UInt64(info.st_ino)
             size = Int64(info.st_size)

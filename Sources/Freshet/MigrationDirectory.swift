@@ -49,7 +49,6 @@ public struct MigrationDirectory: Sendable {
         var cache = checksumsOnly ? ChecksumCache(directory: path) : nil
         let loaded: [Swift.Result<Scripts, MigrateError>]
         if cache != nil {
-            // A cache hit is a stat: cheaper than handing work to other threads, which status's history read occupies.
             let directoryDescriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             defer { if directoryDescriptor >= 0 { close(directoryDescriptor) } }
             var outcomes: [Swift.Result<Scripts, MigrateError>] = []
@@ -57,8 +56,17 @@ public struct MigrationDirectory: Sendable {
             var fresh: [(name: String, entry: ChecksumCache.Entry)] = []
             fresh.reserveCapacity(files.count)
             var missed = false
+            // The stats cost more than the rest of the loop: half of them go to the helper thread.
+            var identities = [ChecksumCache.Identity?](repeating: nil, count: files.count)
+            identities.withUnsafeMutableBufferPointer { buffer in
+                // Each half writes only its own indices.
+                nonisolated(unsafe) let output = buffer
+                HelperThread.shared.splitInTwo(files.count) { range in
+                    for index in range { output[index] = ChecksumCache.Identity(directory: directoryDescriptor, name: files[index].name) }
+                }
+            }
             for (index, file) in files.enumerated() {
-                guard let identity = ChecksumCache.Identity(directory: directoryDescriptor, name: file.name) else {
+                guard let identity = identities[index] else {
                     outcomes.append(Self.load(directoryPath + file.name, file.name, file.parsed))
                     missed = true
                     continue

@@ -120,8 +120,12 @@ public final class PGConnection {
 
     /// One value per row of a parameterless query, built straight from libpq's result: no array of
     /// strings per row in between, which thousands of rows would feel.
-    public func rows<T>(_ sql: String, _ transform: (ResultRow) -> T) throws -> [T] {
-        guard let result = PQexecParams(handle, sql, 0, nil, nil, nil, nil, 0) else { throw connectionFailure() }
+    ///
+    /// - Parameter binary: ask for PostgreSQL's binary format, so timestamps and intervals arrive
+    ///   as numbers that the server spends nothing formatting; read them with ``ResultRow``'s
+    ///   binary accessors.
+    public func rows<T>(_ sql: String, binary: Bool = false, _ transform: (ResultRow) -> T) throws -> [T] {
+        guard let result = PQexecParams(handle, sql, 0, nil, nil, nil, nil, binary ? 1 : 0) else { throw connectionFailure() }
         defer { PQclear(result) }
         switch PQresultStatus(result) {
         case PGRES_TUPLES_OK:
@@ -143,14 +147,21 @@ public final class PGConnection {
         fileprivate let result: OpaquePointer
         fileprivate let row: Int32
 
-        /// The column's text, or nil for NULL.
+        /// The column's text, or nil for NULL. A text column's binary form is its text, and libpq
+        /// ends every value with a zero byte.
         public subscript(column: Int32) -> String? {
             PQgetisnull(result, row, column) == 1 ? nil : String(cString: PQgetvalue(result, row, column))
         }
 
-        /// The column read as an integer straight from libpq's text, or nil for NULL or a non-integer.
+        /// The column read as an integer straight from libpq's text or a binary smallint, integer
+        /// or bigint, or nil for NULL or a non-integer.
         public func integer(_ column: Int32) -> Int64? {
-            guard PQgetisnull(result, row, column) == 0, let text = PQgetvalue(result, row, column), text.pointee != 0 else { return nil }
+            guard PQgetisnull(result, row, column) == 0, let text = PQgetvalue(result, row, column) else { return nil }
+            if PQfformat(result, column) == 1 {
+                let length = PQgetlength(result, row, column)
+                return [2, 4, 8].contains(length) ? bigEndian(text, length) : nil
+            }
+            guard text.pointee != 0 else { return nil }
             var end: UnsafeMutablePointer<CChar>?
             errno = 0
             let value = strtoll(text, &end, 10)
@@ -163,6 +174,31 @@ public final class PGConnection {
             var end: UnsafeMutablePointer<CChar>?
             let value = strtod(text, &end)
             return end?.pointee == 0 ? value : nil
+        }
+
+        /// A binary timestamp or timestamptz column in microseconds since 2000-01-01 00:00 UTC,
+        /// or nil for NULL or another type.
+        public func timestampMicroseconds(_ column: Int32) -> Int64? {
+            guard PQgetisnull(result, row, column) == 0, PQfformat(result, column) == 1, PQgetlength(result, row, column) == 8 else { return nil }
+            return bigEndian(PQgetvalue(result, row, column), 8)
+        }
+
+        /// A binary interval column in microseconds, or nil for NULL or another type. As
+        /// `date_part('epoch', …)` does, a day counts 24 hours, a month 30 days and a year 365.25 days.
+        public func intervalMicroseconds(_ column: Int32) -> Int64? {
+            guard PQgetisnull(result, row, column) == 0, PQfformat(result, column) == 1, PQgetlength(result, row, column) == 16,
+                let value = PQgetvalue(result, row, column)
+            else { return nil }
+            let (time, days, months) = (bigEndian(value, 8), bigEndian(value + 8, 4), bigEndian(value + 12, 4))
+            let dayMicroseconds: Int64 = 86_400_000_000
+            return time + days * dayMicroseconds + (months / 12) * dayMicroseconds * 1461 / 4 + (months % 12) * 30 * dayMicroseconds
+        }
+
+        /// The signed big-endian integer of `length` bytes at `bytes`: PostgreSQL's binary integers.
+        private func bigEndian(_ bytes: UnsafePointer<CChar>, _ length: Int32) -> Int64 {
+            var value: Int64 = Int64(Int8(bitPattern: UInt8(bitPattern: bytes[0])))
+            for index in 1..<Int(length) { value = value << 8 | Int64(UInt8(bitPattern: bytes[index])) }
+            return value
         }
     }
 

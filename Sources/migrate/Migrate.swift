@@ -25,6 +25,8 @@ struct Migrate: ParsableCommand {
     static func main() {
         let arguments = CommandLine.arguments.dropFirst()
         if let command = arguments.first, connectingCommands.contains(command), !arguments.contains("--offline") {
+            // Before libpq starts loading: a thread started during the load waits for it.
+            if command == "status" { HelperThread.shared.start() }
             BackgroundConnector.shared.start()
         }
         do {
