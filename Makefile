@@ -32,7 +32,10 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(MAKE) install-extension
 	$(MIGRATE) verify --offline
-	$(SWIFT) test --skip-build
+	@# The gateway's tests wait on WebSocket clients that run on Swift's cooperative threads, which
+	@# the other suites' blocking waits can hold for minutes: they get a process of their own.
+	$(SWIFT) test --skip-build --skip GatewayTests
+	$(SWIFT) test --skip-build --filter GatewayTests
 	$(MIGRATE) test
 	$(MIGRATE) test --extension
 

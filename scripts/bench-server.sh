@@ -1,5 +1,6 @@
 # Sourced by scripts/bench.sh: freshet-server's order processor against a listening Python
-# processor (psycopg, the same drain loop) in the same run.
+# processor (psycopg, the same drain loop) in the same run; then the WebSocket gateway with 1,000
+# clients against a psycopg reader of the same change stream (LISTEN, then feed.changes_since()).
 echo "building freshet-server (release)..."
 swift build -c release --product freshet-server --static-swift-stdlib >/dev/null
 SERVER=$(swift build -c release --static-swift-stdlib --show-bin-path)/freshet-server
@@ -18,6 +19,25 @@ server_kib=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
 kill -TERM "$server_pid"
 wait "$server_pid" || true
 
+GATEWAY_WRITES=${BENCH_GATEWAY_WRITES:-500}
+echo "commit-to-WebSocket delivery: 1,000 clients, 100 on the written table, $GATEWAY_WRITES commits 10 ms apart..."
+"$PSQL" -X -q "$server_db" -c "CREATE SCHEMA IF NOT EXISTS bench" \
+  -c "CREATE TABLE bench.gw_hot (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, sent_at float8 NOT NULL)" \
+  -c "CREATE TABLE bench.gw_cold (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, sent_at float8 NOT NULL)" \
+  -c "SELECT feed.watch('bench.gw_hot'), feed.watch('bench.gw_cold')" >/dev/null
+secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+FRESHET_JWT_SECRET=$secret "$SERVER" serve --url "$server_db" --listen 127.0.0.1:0 --order-processors 0 >"$work/gateway.log" 2>&1 &
+gateway_pid=$!
+for _ in $(seq 300); do grep -q "listening on" "$work/gateway.log" && break; sleep 0.1; done
+gateway_url="ws://127.0.0.1:$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$work/gateway.log")/ws/db_subscriptions"
+token=$(FRESHET_JWT_SECRET=$secret "$SERVER" token --user bench --service)
+# Each connection holds a socket: let the server and this shell open 1,000 and more.
+ulimit -n 65536
+read -r ws_p50 ws_p99 direct_p50 direct_p99 delivered_per_s committed_per_s kib_per_connection samples < <(
+  python3 scripts/bench_gateway.py "$server_db" "$gateway_url" "$token" "$gateway_pid" "$GATEWAY_WRITES")
+kill -TERM "$gateway_pid"
+wait "$gateway_pid" || true
+
 cat <<REPORT
 
 freshet-server ($(date -u +%Y-%m-%dT%H:%MZ))
@@ -28,4 +48,12 @@ conditions: $conditions, release build, one order inserted every 10 ms, $WAKEUPS
 | order insert to processed, p50 / p95     | p50 ${server_p50} ms, p95 ${server_p95} ms | Python listener p50 ${python_p50} ms, p95 ${python_p95} ms | $(ratio "$server_p50" "$python_p50")  | p50 < 5 ms    |
 | the floor: a bare NOTIFY round trip, p50 | -                                        | ${ping_p50} ms                                     | -     | -             |
 | server resident memory after the run     | ${server_kib} KiB                        | -                                                  | -     | -             |
+
+The gateway: $(nproc) cores shared by the server, PostgreSQL and the Python clients; release build; $samples deliveries measured.
+
+| benchmark                                        | figure                               | baseline (psycopg: LISTEN, then feed.changes_since) | ratio (p99) | target     |
+|--------------------------------------------------|--------------------------------------|------------------------------------------------------|-------------|------------|
+| commit to WebSocket delivery, p50 / p99          | p50 ${ws_p50} ms, p99 ${ws_p99} ms   | p50 ${direct_p50} ms, p99 ${direct_p99} ms           | $(ratio "$ws_p99" "$direct_p99")        | p99 < 10 ms |
+| delivered messages per second, saturating writers | ${delivered_per_s}/s (100 subscribers) | rows committed: ${committed_per_s}/s                 | -           | report     |
+| server memory per idle WebSocket connection      | ${kib_per_connection} KiB            | -                                                    | -           | report     |
 REPORT

@@ -112,7 +112,8 @@ public struct Checksum: Hashable, Sendable, CustomStringConvertible {
         return String(decoding: output, as: UTF8.self)
     }
 
-    static func hexDigest<D: DataProtocol>(_ data: D) -> String {
+    /// The SHA-256 of `data` in lowercase hex.
+    public static func hexDigest<D: DataProtocol>(_ data: D) -> String {
         Checksum(digestOf: data).hex
     }
 }

@@ -9,21 +9,25 @@ public struct HealthReport: Sendable {
     public var json: String
 
     /// Reads the database's half on a thread of its own: libpq blocks.
-    static func check(conninfo: String, processors: OrderProcessor.State) async -> HealthReport {
+    static func check(conninfo: String, processors: OrderProcessor.State, gateway: Gateway.State) async -> HealthReport {
         await withCheckedContinuation { (done: CheckedContinuation<HealthReport, Never>) in
-            DispatchQueue.global().async { done.resume(returning: read(conninfo: conninfo, processors: processors)) }
+            DispatchQueue.global().async { done.resume(returning: read(conninfo: conninfo, processors: processors, gateway: gateway)) }
         }
     }
 
-    private static func read(conninfo: String, processors: OrderProcessor.State) -> HealthReport {
+    private static func read(conninfo: String, processors: OrderProcessor.State, gateway: Gateway.State) -> HealthReport {
         var report: [String: Any] = [
             "server": [
                 "order_processors": [
                     "configured": processors.configured, "connected": processors.connected, "processed": processors.processed,
                 ],
+                "gateway": [
+                    "clients": gateway.clients, "subscriptions": gateway.subscriptions, "catching_up": gateway.lagging,
+                    "delivery_lag_ms": (gateway.deliveryLagSeconds * 1000).rounded(), "connected": gateway.connected,
+                ],
             ],
         ]
-        var healthy = processors.connected == processors.configured
+        var healthy = processors.connected == processors.configured && gateway.connected
         do {
             let connection = try PGConnection(conninfo: conninfo)
             let database = try connection.scalar(

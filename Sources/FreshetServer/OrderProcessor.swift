@@ -39,6 +39,8 @@ public final class OrderProcessor: Service, @unchecked Sendable {
     private var isStopping: Bool { lock.withLock { stopping } }
 
     public func run() async throws {
+        // With no processors the service still lives as long as the group: ending early would stop the server.
+        guard configuration.orderProcessors > 0 else { return try await gracefulShutdown() }
         let finished = DispatchGroup()
         for index in 0..<configuration.orderProcessors {
             finished.enter()

@@ -6,6 +6,11 @@ public final class ServerMetrics: Sendable {
     let ordersProcessed: Counter
     let databaseReconnects: Counter
     let processorsConnected: Gauge
+    let gatewayClients: Gauge
+    let gatewaySubscriptions: Gauge
+    let messagesSent: Counter
+    let clientsDroppedSlow: Counter
+    let deliveryLag: Gauge
 
     public init() {
         ordersProcessed = registry.makeCounter(
@@ -14,6 +19,13 @@ public final class ServerMetrics: Sendable {
             name: "freshet_database_reconnects_total", help: "Database connections the server opened again after losing one.")
         processorsConnected = registry.makeGauge(
             name: "freshet_order_processors_connected", help: "Order processors connected and listening.")
+        gatewayClients = registry.makeGauge(name: "freshet_gateway_clients", help: "WebSocket clients connected to the gateway.")
+        gatewaySubscriptions = registry.makeGauge(name: "freshet_gateway_subscriptions", help: "Subscriptions the gateway's clients hold.")
+        messagesSent = registry.makeCounter(name: "freshet_gateway_messages_sent_total", help: "db_change frames queued for clients.")
+        clientsDroppedSlow = registry.makeCounter(
+            name: "freshet_gateway_clients_dropped_slow_total", help: "Clients closed with 4008 because their outbound queue filled.")
+        deliveryLag = registry.makeGauge(
+            name: "freshet_gateway_delivery_lag_seconds", help: "From commit to queued for its clients, for the newest change of the last round.")
     }
 
     /// Every metric, as Prometheus scrapes it.

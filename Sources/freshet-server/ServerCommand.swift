@@ -8,7 +8,7 @@ import Logging
 struct ServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "freshet-server",
-        abstract: "Freshet's live half: health, metrics and instant order processing beside the database.",
+        abstract: "Freshet's live half: the WebSocket gateway, instant order processing, health and metrics beside the database.",
         subcommands: [Serve.self, Token.self],
         defaultSubcommand: Serve.self)
 }
@@ -48,10 +48,22 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Connections that process orders as they are inserted.")
     var orderProcessors = 2
 
+    @Option(help: "The largest message a WebSocket client may send, in bytes; larger closes it with 1009.")
+    var maxMessageBytes = 65536
+
+    @Option(help: "Frames a WebSocket client may have waiting before it is closed with 4008.")
+    var clientQueue = 4096
+
+    @Option(help: "How often idle WebSocket clients are pinged (90s, 1m); one that misses a ping is dropped.")
+    var pingInterval = "30s"
+
     @OptionGroup var secret: SecretOptions
 
     func validate() throws {
         guard orderProcessors >= 0 else { throw ValidationError("--order-processors must be 0 or more") }
+        guard maxMessageBytes >= 1024 else { throw ValidationError("--max-message-bytes must be at least 1024") }
+        guard clientQueue >= 1 else { throw ValidationError("--client-queue must be at least 1") }
+        _ = try Token.lifetime(pingInterval, option: "--ping-interval")
         _ = try Self.address(listen)
     }
 
@@ -66,8 +78,15 @@ struct Serve: AsyncParsableCommand {
         let (host, port) = try Self.address(listen)
         var logger = Logger(label: "freshet-server")
         logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        var gateway = ServerConfiguration.GatewaySettings()
+        gateway.maximumMessageBytes = maxMessageBytes
+        gateway.queueLimit = clientQueue
+        gateway.pingInterval = try Token.lifetime(pingInterval, option: "--ping-interval")
+        let jwtSecret = try secret.secret()
+        if jwtSecret == nil { logger.warning("no JWT secret (FRESHET_JWT_SECRET or --jwt-secret-file): the gateway refuses every client") }
         let configuration = ServerConfiguration(
-            conninfo: ConnectionTarget.conninfo(url: url), host: host, port: port, orderProcessors: orderProcessors)
+            conninfo: ConnectionTarget.conninfo(url: url), host: host, port: port, orderProcessors: orderProcessors, jwtSecret: jwtSecret,
+            gateway: gateway)
         try await FreshetServer(configuration: configuration, logger: logger).run()
     }
 }
@@ -86,10 +105,10 @@ struct Token: AsyncParsableCommand {
 
     @OptionGroup var secret: SecretOptions
 
-    static func lifetime(_ text: String) throws -> Duration {
+    static func lifetime(_ text: String, option: String = "--ttl") throws -> Duration {
         let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
         guard let unit = text.last.flatMap({ units[$0] }), let count = Int64(text.dropLast()), count > 0 else {
-            throw ValidationError("--ttl must be a positive number with s, m, h or d, as in 1h")
+            throw ValidationError("\(option) must be a positive number with s, m, h or d, as in 1h")
         }
         return .seconds(count * unit)
     }

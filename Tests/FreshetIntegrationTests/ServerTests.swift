@@ -8,6 +8,11 @@ import FreshetServer
 struct RunningServer {
     let process: ProcessRunner.Spawned
     let port: Int
+    private let drained = LockedValue([UInt8]())
+
+    /// What the server printed after its first line: read all along, so a server that logs a lot
+    /// never blocks on a full pipe.
+    var output: String { String(decoding: drained.value, as: UTF8.self) }
 
     /// The `freshet-server` binary built next to the tests, beside `migrate`.
     static var path: String {
@@ -31,6 +36,16 @@ struct RunningServer {
             let line = String(decoding: seen, as: UTF8.self)
             if let range = line.range(of: "listening on http://127.0.0.1:"), let port = Int(line[range.upperBound...].trimmingCharacters(in: .whitespacesAndNewlines)) {
                 self.port = port
+                let descriptor = process.outputDescriptor
+                let sink = drained
+                Thread {
+                    var buffer = [UInt8](repeating: 0, count: 65536)
+                    while true {
+                        let count = Glibc.read(descriptor, &buffer, buffer.count)
+                        if count <= 0 { return }
+                        sink.mutate { $0 += buffer[0..<count]; if $0.count > 1 << 20 { $0.removeFirst($0.count - (1 << 20)) } }
+                    }
+                }.start()
                 return
             }
             seen.removeAll()
@@ -40,7 +55,7 @@ struct RunningServer {
     }
 
     /// One HTTP/1.1 GET over a fresh connection: the status code and the body.
-    func get(_ path: String) throws -> (status: Int, body: String) {
+    func get(_ path: String, headers: [String] = []) throws -> (status: Int, body: String) {
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(socket) }
         // A request the server never answers fails the test instead of hanging it.
@@ -54,7 +69,8 @@ struct RunningServer {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else { throw MigrateError.cluster("cannot connect to freshet-server on port \(port)") }
-        let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
+        let extra = headers.map { $0 + "\r\n" }.joined()
+        let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\(headers.isEmpty ? "Connection: close\r\n" : extra)\r\n".utf8)
         _ = request.withUnsafeBytes { send(socket, $0.baseAddress, $0.count, 0) }
         var response = [UInt8]()
         var buffer = [UInt8](repeating: 0, count: 65536)
@@ -62,6 +78,8 @@ struct RunningServer {
             let count = recv(socket, &buffer, buffer.count, 0)
             if count <= 0 { break }
             response += buffer[0..<count]
+            // A refused upgrade keeps the connection: its answer is the head and a short body.
+            if !headers.isEmpty, String(decoding: response, as: UTF8.self).contains("\r\n\r\n") { break }
         }
         let text = String(decoding: response, as: UTF8.self)
         let status = Int(text.split(separator: " ", maxSplits: 2).dropFirst().first ?? "") ?? -1
@@ -171,7 +189,8 @@ struct RunningServer {
 
         try pgCtl(["-l", cluster.logFile, "-w", "start"])
         #expect(eventually(timeout: 20) { (try? server.get("/health").status) == 200 }, "healthy again once the processors reconnect")
-        #expect(try server.get("/metrics").body.contains("freshet_database_reconnects_total 2"))
+        // Two order processors and the gateway's listener and fan-out connections.
+        #expect(try server.get("/metrics").body.contains("freshet_database_reconnects_total 4"))
         let stopped = server.terminate()
         #expect(stopped.status == 0 && stopped.seconds < 5)
     }

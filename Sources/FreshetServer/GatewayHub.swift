@@ -1,0 +1,179 @@
+import Foundation
+
+/// Who receives what: every subscription of every connected client, and how far each has been sent.
+///
+/// One rule makes delivery lossless and free of duplicates: a subscription's `position` is the
+/// point up to which every change for it has been queued, and a change is queued only when it lies
+/// past that point. A new subscription starts *lagging* at its start cursor; each fan-out round reads,
+/// in one snapshot, the new stretch of the log for live subscriptions and a catch-up page for
+/// lagging ones. When the catch-up page comes back short, the lagging subscriptions have everything
+/// up to the snapshot's end, and they go live there. Rounds run one at a time, so no stretch of the
+/// log is judged by two snapshots.
+final class GatewayHub: @unchecked Sendable {
+    /// One client id's subscription to one table, on one connection.
+    final class Subscription: @unchecked Sendable {
+        let client: GatewayClient
+        let clientID: String
+        let databaseClientID: String
+        let tableID: UInt32
+        fileprivate(set) var position: FeedCursor
+        fileprivate(set) var isLive = false
+
+        init(client: GatewayClient, clientID: String, databaseClientID: String, tableID: UInt32, position: FeedCursor) {
+            self.client = client
+            self.clientID = clientID
+            self.databaseClientID = databaseClientID
+            self.tableID = tableID
+            self.position = position
+        }
+    }
+
+    /// One change and the feed's clients it is for, with its `db_change` frame already built by the server.
+    struct Delivery: Sendable {
+        var cursor: FeedCursor
+        var tableID: UInt32
+        var databaseClientIDs: [String]
+        var frame: String
+        var committedAtMicroseconds: Int64
+    }
+
+    private let lock = NSLock()
+    private var byDatabaseClient: [String: [Subscription]] = [:]
+    private var lagging: [ObjectIdentifier: Subscription] = [:]
+    private var listening: Set<String> = []
+    private var channelsToListen: [String] = []
+    /// Where live delivery has reached; nil until the first round reads the end of the log.
+    private(set) var livePosition: FeedCursor?
+    private var lastLag: Double = 0
+
+    /// Adds a subscription that catches up from its start; returns whether its table's channel is new.
+    @discardableResult
+    func add(_ subscription: Subscription, channel: String) -> Bool {
+        lock.withLock {
+            byDatabaseClient[subscription.databaseClientID, default: []].append(subscription)
+            lagging[ObjectIdentifier(subscription)] = subscription
+            guard listening.insert(channel).inserted else { return false }
+            channelsToListen.append(channel)
+            return true
+        }
+    }
+
+    /// Removes `client`'s subscriptions matching `predicate`; returns them.
+    @discardableResult
+    func remove(from client: GatewayClient, where predicate: (Subscription) -> Bool = { _ in true }) -> [Subscription] {
+        lock.withLock {
+            var removed: [Subscription] = []
+            for (key, subscriptions) in byDatabaseClient {
+                let (gone, kept) = subscriptions.reduce(into: ([Subscription](), [Subscription]())) { parts, subscription in
+                    if subscription.client === client && predicate(subscription) { parts.0.append(subscription) } else { parts.1.append(subscription) }
+                }
+                guard !gone.isEmpty else { continue }
+                removed += gone
+                byDatabaseClient[key] = kept.isEmpty ? nil : kept
+            }
+            for subscription in removed { lagging[ObjectIdentifier(subscription)] = nil }
+            return removed
+        }
+    }
+
+    /// `client`'s subscriptions, for acknowledgements.
+    func subscriptions(of client: GatewayClient) -> [Subscription] {
+        lock.withLock { byDatabaseClient.values.flatMap { $0.filter { $0.client === client } } }
+    }
+
+    /// Whether any connection still holds the feed client.
+    func isHeld(_ databaseClientID: String) -> Bool { lock.withLock { byDatabaseClient[databaseClientID] != nil } }
+
+    /// Every feed client held, for heartbeats.
+    var databaseClientIDs: [String] { lock.withLock { Array(byDatabaseClient.keys) } }
+
+    /// Channels to LISTEN on that the listener has not taken yet; taking them empties the list.
+    func takeChannelsToListen() -> [String] {
+        lock.withLock {
+            defer { channelsToListen = [] }
+            return channelsToListen
+        }
+    }
+
+    /// Every channel, for a listener that connected again.
+    var allChannels: [String] { lock.withLock { Array(listening) } }
+
+    /// Where the next catch-up page starts, and for which feed clients; nil when none lags.
+    func laggingStart() -> (from: FeedCursor, databaseClientIDs: [String], subscriptions: [Subscription])? {
+        lock.withLock {
+            guard let from = lagging.values.map(\.position).min() else { return nil }
+            let subscriptions = Array(lagging.values)
+            return (from, Array(Set(subscriptions.map(\.databaseClientID))).sorted(), subscriptions)
+        }
+    }
+
+    /// Counts for health and metrics.
+    var counts: (clients: Int, subscriptions: Int, lagging: Int, lastLagSeconds: Double) {
+        lock.withLock {
+            let all = byDatabaseClient.values.joined()
+            return (Set(all.map { ObjectIdentifier($0.client) }).count, all.count, lagging.count, lastLag)
+        }
+    }
+
+    /// Drops lagging subscriptions whose catch-up the feed refused (their cursor was pruned
+    /// meanwhile), telling each client why; the others go on.
+    func fail(_ subscriptions: [Subscription], frame: (Subscription) -> String) {
+        let failed = Set(subscriptions.map(ObjectIdentifier.init))
+        for subscription in subscriptions { subscription.client.send(frame(subscription)) }
+        for subscription in subscriptions { remove(from: subscription.client) { failed.contains(ObjectIdentifier($0)) } }
+    }
+
+    /// The first round's start: live delivery begins at the end of the log as it was then.
+    func startLive(at head: FeedCursor) { lock.withLock { if livePosition == nil { livePosition = head } } }
+
+    /// Queues one round's changes. `live` is the stretch after `livePosition`, complete up to
+    /// `liveEnd`; `catchUp` is the page for `caughtUp` (the lagging subscriptions the round read
+    /// for), complete up to `catchUpEnd`. Subscriptions whose page was short go live at `head`.
+    /// Returns the number of frames queued, and the clients that overflowed.
+    func dispatch(
+        live: [Delivery], liveEnd: FeedCursor, catchUp: [Delivery], caughtUp: [Subscription], catchUpEnd: FeedCursor?, head: FeedCursor,
+        now: Double
+    ) -> (sent: Int, overflowed: [GatewayClient]) {
+        lock.withLock {
+            var sent = 0
+            var overflowed: [GatewayClient] = []
+            func deliver(_ delivery: Delivery, to subscription: Subscription) {
+                guard delivery.tableID == subscription.tableID, delivery.cursor > subscription.position else { return }
+                subscription.position = delivery.cursor
+                switch subscription.client.send(delivery.frame) {
+                case .queued: sent += 1
+                case .overflowed: overflowed.append(subscription.client)
+                case .closed: break
+                }
+            }
+            let catching = Set(caughtUp.map(ObjectIdentifier.init))
+            for delivery in catchUp {
+                for id in delivery.databaseClientIDs {
+                    for subscription in byDatabaseClient[id] ?? [] where catching.contains(ObjectIdentifier(subscription)) {
+                        deliver(delivery, to: subscription)
+                    }
+                }
+            }
+            for subscription in caughtUp where lagging[ObjectIdentifier(subscription)] != nil {
+                if let catchUpEnd {
+                    // A full page: everything up to its last change has been queued.
+                    subscription.position = max(subscription.position, catchUpEnd)
+                } else {
+                    subscription.position = max(subscription.position, head)
+                    subscription.isLive = true
+                    lagging[ObjectIdentifier(subscription)] = nil
+                }
+            }
+            for delivery in live {
+                for id in delivery.databaseClientIDs {
+                    for subscription in byDatabaseClient[id] ?? [] where subscription.isLive { deliver(delivery, to: subscription) }
+                }
+            }
+            if let last = (live + catchUp).max(by: { $0.committedAtMicroseconds < $1.committedAtMicroseconds }) {
+                lastLag = max(0, now - Double(last.committedAtMicroseconds) / 1e6)
+            }
+            livePosition = max(livePosition ?? liveEnd, liveEnd)
+            return (sent, overflowed)
+        }
+    }
+}

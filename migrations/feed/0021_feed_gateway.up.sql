@@ -1,0 +1,104 @@
+-- What a WebSocket gateway needs from the feed: one query per new stretch of the log that says,
+-- for each change, which of the gateway's clients it is for (filters and authorisation in SQL, not
+-- one query per client per change), acknowledgements in batches, and disconnects.
+
+CREATE FUNCTION feed.deliveries(after_cursor text, max_changes integer DEFAULT 1000, only_clients text[] DEFAULT NULL)
+    RETURNS TABLE (change_cursor text, commit_seq bigint, change_id bigint, committed_at timestamptz, table_id oid, table_name text,
+                   operation text, row_key jsonb, user_id text, row_data jsonb, old_data jsonb, client_ids text[])
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    start record;
+BEGIN
+    IF max_changes IS NULL OR max_changes < 1 THEN
+        RAISE EXCEPTION 'feed.deliveries: max_changes must be at least 1, got %', max_changes USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    start := feed.parse_cursor(after_cursor);
+    PERFORM feed.check_cursor(start.commit_seq, start.change_id);
+    -- The caller's active subscriptions only; a subscription bound to a user gets that user's rows
+    -- and public ones, whatever its filters say, as in changes_for(). Row-level security on the log
+    -- applies on top.
+    RETURN QUERY
+    SELECT feed.format_cursor(t.commit_seq, c.id), t.commit_seq, c.id, t.committed_at, c.table_id, c.table_name, c.operation,
+           c.row_key, c.user_id, c.row_data, c.old_data, m.client_ids
+    FROM feed.commits t
+    JOIN feed.change_log c ON c.xid = t.xid
+    CROSS JOIN LATERAL (
+        SELECT array_agg(DISTINCT s.client_id ORDER BY s.client_id) AS client_ids
+        FROM feed.subscriptions s
+        WHERE s.table_id = c.table_id AND s.is_active AND s.owner = current_user
+          AND (only_clients IS NULL OR s.client_id = ANY (only_clients))
+          AND (s.user_id IS NULL OR c.user_id = s.user_id OR c.is_public)
+          AND (feed.matches(s.filters, c.row_data) OR (c.old_data IS NOT NULL AND feed.matches(s.filters, c.row_data || c.old_data)))) m
+    WHERE t.commit_seq >= start.commit_seq
+      AND (t.commit_seq > start.commit_seq OR c.id > start.change_id)
+      AND m.client_ids IS NOT NULL
+    ORDER BY t.commit_seq, c.id
+    LIMIT max_changes;
+END;
+$$;
+COMMENT ON FUNCTION feed.deliveries(text, integer, text[]) IS
+    'Up to max_changes committed changes after a cursor, in commit order, each with the caller''s clients (active subscriptions, optionally only those named) it is for, through their filters and user bindings: a gateway''s fan-out, one query per stretch of the log. Changes for none of them are skipped. Acknowledges nothing. Read it in a REPEATABLE READ transaction with feed.current_cursor() to know how far a short page covers.';
+
+CREATE INDEX subscriptions_active_by_table ON feed.subscriptions (table_id, owner) WHERE is_active;
+COMMENT ON INDEX feed.subscriptions_active_by_table IS 'feed.deliveries() looks up, for each change, the active subscriptions of its table.';
+
+CREATE FUNCTION feed.acknowledge(client_ids text[], cursors text[]) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    acknowledged integer := 0;
+    client record;
+    position record;
+    ids bigint[];
+    secrets uuid[];
+BEGIN
+    IF cardinality(client_ids) IS DISTINCT FROM cardinality(cursors) THEN
+        RAISE EXCEPTION 'feed.acknowledge: give one cursor per client' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR client IN SELECT * FROM unnest(client_ids, cursors) AS a (client_id, cursor) WHERE a.cursor IS NOT NULL LOOP
+        position := feed.parse_cursor(client.cursor);
+        SELECT array_agg(s.id), array_agg(s.secret) INTO ids, secrets
+        FROM feed.subscriptions s WHERE s.client_id = client.client_id AND s.owner = current_user;
+        IF ids IS NOT NULL THEN
+            acknowledged := acknowledged + feed.record_read(ids, secrets, position.commit_seq, position.change_id);
+        END IF;
+    END LOOP;
+    RETURN acknowledged;
+END;
+$$;
+COMMENT ON FUNCTION feed.acknowledge(text[], text[]) IS
+    'Acknowledges, for each of the caller''s clients, everything up to its cursor, in one call: retention keeps the log from there. Cursors only move forward; one beyond the end of the log raises 22023. Returns how many subscriptions moved or stayed.';
+
+CREATE FUNCTION feed.record_disconnect(subscription_ids bigint[], secrets uuid[]) RETURNS integer
+    LANGUAGE sql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH gone AS (
+        UPDATE feed.subscriptions s SET is_active = false, last_activity = now()
+        FROM unnest(subscription_ids, secrets) AS p (id, secret)
+        WHERE s.id = p.id AND s.secret = p.secret
+        RETURNING 1)
+    SELECT count(*)::integer FROM gone;
+$$;
+COMMENT ON FUNCTION feed.record_disconnect(bigint[], uuid[]) IS
+    'The feed''s bookkeeping of a client gone: marks subscriptions proved by their secrets inactive, so they no longer hold the log back; subscribing or reading again makes them active. feed.disconnect() calls it.';
+
+CREATE FUNCTION feed.disconnect(client_ids text[]) RETURNS integer
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(feed.record_disconnect(array_agg(s.id), array_agg(s.secret)), 0)
+    FROM feed.subscriptions s
+    WHERE s.client_id = ANY (client_ids) AND s.owner = current_user;
+$$;
+COMMENT ON FUNCTION feed.disconnect(text[]) IS
+    'Marks the caller''s clients gone (a gateway''s dead connections): their subscriptions turn inactive and stop holding the log back, keeping their cursors. Returns how many.';
+
+REVOKE ALL ON FUNCTION feed.deliveries(text, integer, text[]), feed.acknowledge(text[], text[]),
+    feed.record_disconnect(bigint[], uuid[]), feed.disconnect(text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION feed.deliveries(text, integer, text[]), feed.acknowledge(text[], text[]),
+    feed.record_disconnect(bigint[], uuid[]), feed.disconnect(text[]) TO freshet_client;
