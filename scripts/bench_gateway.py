@@ -8,11 +8,14 @@ they can for 5 s, and every client counts what it receives. The baseline reads t
 without the gateway: one psycopg connection LISTENs on the table's channel and reads
 feed.changes_since() on each hint.
 
-Prints one line: gateway p50, p99 (ms); baseline p50, p99 (ms); delivered messages per second;
-rows committed per second; server KiB per idle connection.
+Prints one line: gateway p50, p99 over every delivery (ms); baseline p50, p99 (ms); delivered
+messages per second; rows committed per second; server KiB per idle connection; deliveries measured;
+p50, p99 of each change's first delivery (ms). The clients share one Python process, which reads
+a change's 100 copies one after another: the first delivery shows the gateway's part.
 """
 import asyncio
 import json
+import os
 import sys
 import threading
 import time
@@ -21,7 +24,7 @@ import psycopg
 import websockets
 
 conninfo, ws_url, token, server_pid, writes = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-CLIENTS, HOT = 1000, 100
+CLIENTS, HOT = int(os.environ.get("GATEWAY_CLIENTS", 1000)), int(os.environ.get("GATEWAY_HOT", 100))
 
 
 def percentile(values, fraction):
@@ -75,32 +78,27 @@ def baseline(count):
     return latencies
 
 
-async def client(index, ready, latencies, counts, stop):
+async def client(index, ready, latencies, counts):
     table = "bench.gw_hot" if index < HOT else "bench.gw_cold"
     async with websockets.connect(f"{ws_url}?access_token={token}", max_size=None, ping_interval=None) as socket:
-        await socket.send(json.dumps({"type": "subscribe", "table": table, "client_id": f"bench{index}"}))
+        await socket.send(json.dumps({"type": "subscribe", "table": table, "client_id": f"bench-{os.getpid()}-{index}"}))
         while json.loads(await socket.recv())["type"] != "subscribed":
             pass
         ready.append(index)
-        while not stop.is_set():
-            try:
-                frame = await asyncio.wait_for(socket.recv(), 0.2)
-            except asyncio.TimeoutError:
-                continue
+        async for frame in socket:
             now = time.perf_counter()
             message = json.loads(frame)
             if message.get("type") == "db_change":
                 counts[index] += 1
                 if latencies is not None:
-                    latencies.append(now - message["data"]["sent_at"])
+                    latencies.append((message["cursor"], now - message["data"]["sent_at"]))
 
 
 async def main():
     base = baseline(writes)
     before = rss_kib()
-    ready, latencies, counts, stop = [], [], [0] * CLIENTS, asyncio.Event()
-    sink = {"latencies": latencies}
-    tasks = [asyncio.create_task(client(i, ready, sink["latencies"] if i < HOT else None, counts, stop)) for i in range(CLIENTS)]
+    ready, latencies, counts = [], [], [0] * CLIENTS
+    tasks = [asyncio.create_task(client(i, ready, latencies if i < HOT else None, counts)) for i in range(CLIENTS)]
     while len(ready) < CLIENTS:
         await asyncio.sleep(0.1)
     await asyncio.sleep(1)
@@ -108,6 +106,7 @@ async def main():
     await asyncio.to_thread(paced_writer, writes)
     await asyncio.sleep(1)
     paced = list(latencies)
+    latencies.clear()
     counts[:] = [0] * CLIENTS
     committed = []
     started = time.perf_counter()
@@ -120,11 +119,17 @@ async def main():
         await asyncio.sleep(0.05)
     elapsed = last_change - started
     delivered = sum(counts)
-    stop.set()
+    for task in tasks:
+        task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     ms = lambda seconds: f"{seconds * 1000:.1f}"
-    print(ms(percentile(paced, 0.5)), ms(percentile(paced, 0.99)), ms(percentile(base, 0.5)), ms(percentile(base, 0.99)),
-          f"{delivered / elapsed:.0f}", f"{sum(committed) / 5:.0f}", f"{per_connection:.0f}", len(paced))
+    every = [latency for _, latency in paced]
+    first = {}
+    for cursor, latency in paced:
+        first[cursor] = min(latency, first.get(cursor, latency))
+    print(ms(percentile(every, 0.5)), ms(percentile(every, 0.99)), ms(percentile(base, 0.5)), ms(percentile(base, 0.99)),
+          f"{delivered / elapsed:.0f}", f"{sum(committed) / 5:.0f}", f"{per_connection:.0f}", len(every),
+          ms(percentile(list(first.values()), 0.5)), ms(percentile(list(first.values()), 0.99)))
 
 
 asyncio.run(main())

@@ -49,6 +49,7 @@ public final class Gateway: Service, @unchecked Sendable {
         let counts = hub.counts
         metrics.gatewayClients.set(Double(counts.clients))
         metrics.gatewaySubscriptions.set(Double(counts.subscriptions))
+        metrics.deliveryLag.set(counts.lastLagSeconds)
         return State(
             clients: counts.clients, subscriptions: counts.subscriptions, lagging: counts.lagging, deliveryLagSeconds: counts.lastLagSeconds,
             connected: fanOut.isConnected)

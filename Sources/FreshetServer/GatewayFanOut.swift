@@ -80,53 +80,74 @@ final class GatewayFanOut: @unchecked Sendable {
         }
     }
 
-    /// One round in one snapshot: the live stretch and, when a subscription lags, its catch-up page.
-    /// Returns whether another round has work at once.
+    /// One round in one snapshot: the live stretch and, when a subscription lags, its catch-up page,
+    /// sent as one script so the round costs one round trip. Returns whether another round has work at once.
     private func round(_ connection: PGConnection) throws -> Bool {
-        let lagging = hub.laggingStart()
-        _ = try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        do {
-            guard let headText = try connection.scalar("SELECT feed.current_cursor()"), let head = FeedCursor(headText) else {
+        if hub.livePosition == nil {
+            // The first round starts live delivery at the end of the log as it is now.
+            guard let head = try connection.scalar("SELECT feed.current_cursor()").flatMap(FeedCursor.init) else {
                 throw GatewayError(code: "XX000", message: "feed.current_cursor() returned no cursor")
             }
             hub.startLive(at: head)
-            let from = hub.livePosition ?? head
-            let live = try deliveries(connection, after: from, clients: nil)
-            var catchUp: [GatewayHub.Delivery] = []
-            var caughtUp = lagging?.subscriptions ?? []
-            if let lagging {
-                // A cursor pruned since its subscribe fails only its own subscriptions.
-                _ = try connection.execute("SAVEPOINT catch_up")
-                do {
-                    catchUp = try deliveries(connection, after: lagging.from, clients: lagging.databaseClientIDs)
-                } catch let error as PostgresError {
-                    _ = try connection.execute("ROLLBACK TO SAVEPOINT catch_up")
+        }
+        let from = hub.livePosition!
+        let lagging = hub.laggingStart()
+        var outcome = try? read(connection, live: from, catchUp: lagging)
+        var caughtUp = lagging?.subscriptions ?? []
+        if outcome == nil {
+            // Which part failed: a catch-up cursor pruned since its subscribe fails only its own
+            // subscriptions; a live position past the end of the log means the database was replaced.
+            do {
+                outcome = try read(connection, live: from, catchUp: nil)
+                if let lagging {
                     caughtUp = []
-                    hub.fail(lagging.subscriptions) { subscription in
-                        GatewayProtocol.error(code: error.sqlState, message: error.message, reference: ["type": "subscribe", "client_id": subscription.clientID])
+                    do { _ = try read(connection, live: from, catchUp: lagging) } catch let error as PostgresError {
+                        hub.fail(lagging.subscriptions) { subscription in
+                            GatewayProtocol.error(code: error.sqlState, message: error.message, reference: ["type": "subscribe", "client_id": subscription.clientID])
+                        }
                     }
                 }
+            } catch let error as PostgresError where error.sqlState == "22023" {
+                logger.error("gateway: the live position \(from) is past the end of the log (was the database replaced?); delivering from its end")
+                hub.restartLive()
+                return false
             }
-            _ = try connection.execute("COMMIT")
-            let liveEnd = live.count == pageSize ? live.last!.cursor : head
-            let catchUpEnd = catchUp.count == pageSize ? catchUp.last!.cursor : nil
-            let (sent, overflowed) = hub.dispatch(
-                live: live, liveEnd: liveEnd, catchUp: catchUp, caughtUp: caughtUp, catchUpEnd: catchUpEnd,
-                head: head, now: Date().timeIntervalSince1970)
-            metrics.messagesSent.increment(by: Int64(sent))
-            metrics.clientsDroppedSlow.increment(by: Int64(overflowed.count))
-            let counts = hub.counts
-            metrics.deliveryLag.set(counts.lastLagSeconds)
-            return live.count == pageSize || counts.lagging > 0
+        }
+        guard let (head, live, catchUp) = outcome else { return false }
+        let liveEnd = live.count == pageSize ? live.last!.cursor : head
+        let catchUpEnd = catchUp.count == pageSize ? catchUp.last!.cursor : nil
+        let (sent, overflowed) = hub.dispatch(
+            live: live, liveEnd: liveEnd, catchUp: catchUp, caughtUp: caughtUp, catchUpEnd: catchUpEnd, head: head,
+            now: Date().timeIntervalSince1970)
+        metrics.messagesSent.increment(by: Int64(sent))
+        metrics.clientsDroppedSlow.increment(by: Int64(overflowed.count))
+        return live.count == pageSize || hub.hasLagging
+    }
+
+    /// The end of the log and the changes after `live` (and after the catch-up start, for the
+    /// lagging clients), all in one snapshot.
+    private func read(_ connection: PGConnection, live: FeedCursor, catchUp: (from: FeedCursor, databaseClientIDs: [String], subscriptions: [GatewayHub.Subscription])?)
+        throws -> (head: FeedCursor, live: [GatewayHub.Delivery], catchUp: [GatewayHub.Delivery])
+    {
+        var script = ["BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", "SELECT feed.current_cursor()", deliveriesSQL(after: live, clients: nil)]
+        if let catchUp { script.append(deliveriesSQL(after: catchUp.from, clients: catchUp.databaseClientIDs)) }
+        script.append("COMMIT")
+        let results: [PGConnection.Result]
+        do {
+            results = try connection.execute(script.joined(separator: ";\n"))
         } catch {
             if connection.isInTransaction { _ = try? connection.execute("ROLLBACK") }
             throw error
         }
+        guard results.count == script.count, let text = results[1].rows.first?.first ?? nil, let head = FeedCursor(text) else {
+            throw GatewayError(code: "XX000", message: "a fan-out round answered \(results.count) results")
+        }
+        return (head, deliveries(results[2]), catchUp == nil ? [] : deliveries(results[3]))
     }
 
-    private func deliveries(_ connection: PGConnection, after: FeedCursor, clients: [String]?) throws -> [GatewayHub.Delivery] {
-        let result = try connection.query(
-            """
+    private func deliveriesSQL(after: FeedCursor, clients: [String]?) -> String {
+        let only = clients.map { "string_to_array('\($0.joined(separator: " ").replacingOccurrences(of: "'", with: "''"))', ' ')" } ?? "NULL"
+        return """
             SELECT d.change_cursor, d.table_id, array_to_string(d.client_ids, ' '),
                    (extract(epoch FROM d.committed_at) * 1000000)::bigint,
                    (jsonb_build_object('type', 'db_change', 'table', d.table_name, 'operation', d.operation, 'user_id', d.user_id,
@@ -136,13 +157,23 @@ final class GatewayFanOut: @unchecked Sendable {
                                        'timestamp', to_char(d.committed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
                                        'cursor', d.change_cursor)
                     || CASE WHEN d.old_data IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('old', d.old_data) END)::text
-            FROM feed.deliveries($1, $2::integer, string_to_array($3, ' ')) d
-            """, [after.description, String(pageSize), clients?.joined(separator: " ")])
+            FROM feed.deliveries('\(after)', \(pageSize), \(only)) d
+            """
+    }
+
+    private func deliveries(_ result: PGConnection.Result) -> [GatewayHub.Delivery] {
+        // Changes that match the same subscriptions carry the same list: split each list once.
+        var lists: [String: [String]] = [:]
         return result.rows.compactMap { row in
             guard let cursor = row[0].flatMap(FeedCursor.init), let table = row[1].flatMap({ UInt32($0) }), let frame = row[4] else { return nil }
+            let listed = row[2] ?? ""
+            let clients = lists[listed] ?? {
+                let split = listed.utf8.split(separator: UInt8(ascii: " ")).map { String(decoding: $0, as: UTF8.self) }
+                lists[listed] = split
+                return split
+            }()
             return GatewayHub.Delivery(
-                cursor: cursor, tableID: table, databaseClientIDs: (row[2] ?? "").split(separator: " ").map(String.init), frame: frame,
-                committedAtMicroseconds: row[3].flatMap { Int64($0) } ?? 0)
+                cursor: cursor, tableID: table, databaseClientIDs: clients, frame: frame, committedAtMicroseconds: row[3].flatMap { Int64($0) } ?? 0)
         }
     }
 

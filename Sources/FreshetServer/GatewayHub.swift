@@ -123,6 +123,12 @@ final class GatewayHub: @unchecked Sendable {
         for subscription in subscriptions { remove(from: subscription.client) { failed.contains(ObjectIdentifier($0)) } }
     }
 
+    /// Whether a subscription waits to catch up.
+    var hasLagging: Bool { lock.withLock { !lagging.isEmpty } }
+
+    /// Forgets the live position, so the next round starts again at the end of the log.
+    func restartLive() { lock.withLock { livePosition = nil } }
+
     /// The first round's start: live delivery begins at the end of the log as it was then.
     func startLive(at head: FeedCursor) { lock.withLock { if livePosition == nil { livePosition = head } } }
 

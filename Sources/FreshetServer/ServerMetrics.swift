@@ -25,7 +25,7 @@ public final class ServerMetrics: Sendable {
         clientsDroppedSlow = registry.makeCounter(
             name: "freshet_gateway_clients_dropped_slow_total", help: "Clients closed with 4008 because their outbound queue filled.")
         deliveryLag = registry.makeGauge(
-            name: "freshet_gateway_delivery_lag_seconds", help: "From commit to queued for its clients, for the newest change of the last round.")
+            name: "freshet_gateway_delivery_lag_seconds", help: "From commit to queued for its clients, for the newest change of the last round that delivered any.")
     }
 
     /// Every metric, as Prometheus scrapes it.
