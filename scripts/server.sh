@@ -31,6 +31,7 @@ start)
   address=$(grep -o 'listening on [^ ]*' "$log" | tail -n 1 | cut -d' ' -f3)
   echo "  health:  curl $address/health"
   echo "  metrics: curl $address/metrics"
+  echo "  gateway: ${address/http:/ws:}/ws/db_subscriptions?access_token=TOKEN"
   echo "  a development token: $(swift build --show-bin-path)/freshet-server token --user 0001 --jwt-secret-file $secret"
   ;;
 stop)
