@@ -61,8 +61,9 @@ public struct MigrationDirectory: Sendable {
             identities.withUnsafeMutableBufferPointer { buffer in
                 // Each half writes only its own indices.
                 nonisolated(unsafe) let output = buffer
-                HelperThread.shared.splitInTwo(files.count) { range in
-                    for index in range { output[index] = ChecksumCache.Identity(directory: directoryDescriptor, name: files[index].name) }
+                let names = files.map(\.name)
+                WorkerThread.helper.splitInTwo(names.count) { range in
+                    for index in range { output[index] = ChecksumCache.Identity(directory: directoryDescriptor, name: names[index]) }
                 }
             }
             for (index, file) in files.enumerated() {

@@ -83,7 +83,7 @@ public struct MigrationStatus: Codable, Equatable, Sendable {
         }
         let history = HistoryResult()
         let finished = DispatchSemaphore(value: 0)
-        BackgroundConnector.shared.run {
+        WorkerThread.connector.run {
             history.value = Swift.Result {
                 let connection = try PGConnection(conninfo: conninfo)
                 return (try HistoryStore(connection: connection).rows(), "\(connection.target)")

@@ -92,28 +92,28 @@ final class GatewayFanOut: @unchecked Sendable {
         }
         let from = hub.livePosition!
         let lagging = hub.laggingStart()
-        var outcome = try? read(connection, live: from, catchUp: lagging)
         var caughtUp = lagging?.subscriptions ?? []
-        if outcome == nil {
+        let outcome: (head: FeedCursor, live: [GatewayHub.Delivery], catchUp: [GatewayHub.Delivery])
+        do {
+            outcome = try read(connection, live: from, catchUp: lagging)
+        } catch let failure {
             // Which part failed: a catch-up cursor pruned since its subscribe fails only its own
             // subscriptions; a live position past the end of the log means the database was replaced.
             do {
                 outcome = try read(connection, live: from, catchUp: nil)
-                if let lagging {
-                    caughtUp = []
-                    do { _ = try read(connection, live: from, catchUp: lagging) } catch let error as PostgresError {
-                        hub.fail(lagging.subscriptions) { subscription in
-                            GatewayProtocol.error(code: error.sqlState, message: error.message, reference: ["type": "subscribe", "client_id": subscription.clientID])
-                        }
-                    }
-                }
             } catch let error as PostgresError where error.sqlState == "22023" {
                 logger.error("gateway: the live position \(from) is past the end of the log (was the database replaced?); delivering from its end")
                 hub.restartLive()
                 return false
             }
+            if let lagging, let error = failure as? PostgresError {
+                caughtUp = []
+                hub.fail(lagging.subscriptions) { subscription in
+                    GatewayProtocol.error(code: error.sqlState, message: error.message, reference: ["type": "subscribe", "client_id": subscription.clientID])
+                }
+            }
         }
-        guard let (head, live, catchUp) = outcome else { return false }
+        let (head, live, catchUp) = outcome
         let liveEnd = live.count == pageSize ? live.last!.cursor : head
         let catchUpEnd = catchUp.count == pageSize ? catchUp.last!.cursor : nil
         let (sent, overflowed) = hub.dispatch(

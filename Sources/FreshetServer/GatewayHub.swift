@@ -64,11 +64,10 @@ final class GatewayHub: @unchecked Sendable {
         lock.withLock {
             var removed: [Subscription] = []
             for (key, subscriptions) in byDatabaseClient {
-                let (gone, kept) = subscriptions.reduce(into: ([Subscription](), [Subscription]())) { parts, subscription in
-                    if subscription.client === client && predicate(subscription) { parts.0.append(subscription) } else { parts.1.append(subscription) }
-                }
+                let gone = subscriptions.filter { $0.client === client && predicate($0) }
                 guard !gone.isEmpty else { continue }
                 removed += gone
+                let kept = subscriptions.filter { !($0.client === client && predicate($0)) }
                 byDatabaseClient[key] = kept.isEmpty ? nil : kept
             }
             for subscription in removed { lagging[ObjectIdentifier(subscription)] = nil }

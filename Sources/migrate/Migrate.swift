@@ -26,8 +26,8 @@ struct Migrate: ParsableCommand {
         let arguments = CommandLine.arguments.dropFirst()
         if let command = arguments.first, connectingCommands.contains(command), !arguments.contains("--offline") {
             // Before libpq starts loading: a thread started during the load waits for it.
-            if command == "status" { HelperThread.shared.start() }
-            BackgroundConnector.shared.start()
+            if command == "status" { WorkerThread.helper.start() }
+            WorkerThread.connector.start()
         }
         do {
             var command = try parseAsRoot()

@@ -12,7 +12,7 @@ import FreshetTestSupport
 
     @Test func unchangedFilesComeFromTheCacheAndEditedOnesAreReadAgain() throws {
         // As in `migrate status`: the stats are shared with the helper thread, which takes the later files.
-        HelperThread.shared.start()
+        WorkerThread.helper.start()
         let cacheHome = NSTemporaryDirectory() + "freshet-cache-" + UUID().uuidString
         setenv("XDG_CACHE_HOME", cacheHome, 1)
         defer {
