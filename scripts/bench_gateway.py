@@ -1,29 +1,28 @@
 """Commit-to-delivery latency, throughput and memory of freshet-server's WebSocket gateway.
 
-Usage: bench_gateway.py CONNINFO WS_URL TOKEN SERVER_PID WRITES
-Connects 1,000 WebSocket clients (100 subscribed to bench.gw_hot, 900 to bench.gw_cold), then a
-writer commits one row into bench.gw_hot every 10 ms, stamped with the time just before its insert;
-each hot client records when the change arrived. Then four writers commit 10-row batches as fast as
-they can for 5 s, and every client counts what it receives. The baseline reads the same stream
-without the gateway: one psycopg connection LISTENs on the table's channel and reads
-feed.changes_since() on each hint.
+Usage: bench_gateway.py CONNINFO WS_URL TOKEN SERVER_PID WRITES WS_LOAD
+WS_LOAD (scripts/ws_load.c, compiled) connects 1,000 WebSocket clients on one epoll loop, 100
+subscribed to bench.gw_hot and 900 to bench.gw_cold. Then a writer commits one row into
+bench.gw_hot every 10 ms, stamped with the time just before its insert, and each hot client records
+when the change arrived. Then four writers commit 10-row batches as fast as they can for 5 s, and
+every client counts what it receives. The baseline reads the same stream without the gateway: one
+psycopg connection LISTENs on the table's channel and reads feed.changes_since() on each hint.
 
 Prints one line: gateway p50, p99 over every delivery (ms); baseline p50, p99 (ms); delivered
 messages per second; rows committed per second; server KiB per idle connection; deliveries measured;
-p50, p99 of each change's first delivery (ms). The clients share one Python process, which reads
-a change's 100 copies one after another: the first delivery shows the gateway's part.
+p50, p99 of each change's first delivery (ms); clients closed with 4008 while the writers saturated
+(the writers commit faster than a hundred copies of each change can be sent).
 """
-import asyncio
-import json
 import os
+import subprocess
 import sys
 import threading
 import time
+from urllib.parse import urlsplit
 
 import psycopg
-import websockets
 
-conninfo, ws_url, token, server_pid, writes = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+conninfo, ws_url, token, server_pid, writes, ws_load = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
 CLIENTS, HOT = int(os.environ.get("GATEWAY_CLIENTS", 1000)), int(os.environ.get("GATEWAY_HOT", 100))
 
 
@@ -78,58 +77,39 @@ def baseline(count):
     return latencies
 
 
-async def client(index, ready, latencies, counts):
-    table = "bench.gw_hot" if index < HOT else "bench.gw_cold"
-    async with websockets.connect(f"{ws_url}?access_token={token}", max_size=None, ping_interval=None) as socket:
-        await socket.send(json.dumps({"type": "subscribe", "table": table, "client_id": f"bench-{os.getpid()}-{index}"}))
-        while json.loads(await socket.recv())["type"] != "subscribed":
-            pass
-        ready.append(index)
-        async for frame in socket:
-            now = time.perf_counter()
-            message = json.loads(frame)
-            if message.get("type") == "db_change":
-                counts[index] += 1
-                if latencies is not None:
-                    latencies.append((message["cursor"], now - message["data"]["sent_at"]))
-
-
-async def main():
+def main():
     base = baseline(writes)
     before = rss_kib()
-    ready, latencies, counts = [], [], [0] * CLIENTS
-    tasks = [asyncio.create_task(client(i, ready, latencies if i < HOT else None, counts)) for i in range(CLIENTS)]
-    while len(ready) < CLIENTS:
-        await asyncio.sleep(0.1)
-    await asyncio.sleep(1)
+    url = urlsplit(ws_url)
+    clients = subprocess.Popen([ws_load, url.hostname, str(url.port), f"{url.path}?access_token={token}", str(CLIENTS), str(HOT)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def command(line):
+        clients.stdin.write(line + "\n")
+        clients.stdin.flush()
+        if line == "report":
+            return clients.stdout.readline().split()
+
+    if clients.stdout.readline().strip() != "ready":
+        sys.exit("ws_load did not get its clients subscribed")
+    time.sleep(1)
     per_connection = (rss_kib() - before) / CLIENTS
-    await asyncio.to_thread(paced_writer, writes)
-    await asyncio.sleep(1)
-    paced = list(latencies)
-    latencies.clear()
-    counts[:] = [0] * CLIENTS
+    command("start")
+    paced_writer(writes)
+    _, _, samples, p50, p99, first_p50, first_p99, closed = command("report")
     committed = []
-    started = time.perf_counter()
-    await asyncio.to_thread(saturating_writers, 5, committed)
-    # Until deliveries stop: the rate counts the time the gateway took to deliver everything.
-    last_total, last_change = -1, time.perf_counter()
-    while time.perf_counter() - last_change < 0.5:
-        if sum(counts) != last_total:
-            last_total, last_change = sum(counts), time.perf_counter()
-        await asyncio.sleep(0.05)
-    elapsed = last_change - started
-    delivered = sum(counts)
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    ms = lambda seconds: f"{seconds * 1000:.1f}"
-    every = [latency for _, latency in paced]
-    first = {}
-    for cursor, latency in paced:
-        first[cursor] = min(latency, first.get(cursor, latency))
-    print(ms(percentile(every, 0.5)), ms(percentile(every, 0.99)), ms(percentile(base, 0.5)), ms(percentile(base, 0.99)),
-          f"{delivered / elapsed:.0f}", f"{sum(committed) / 5:.0f}", f"{per_connection:.0f}", len(every),
-          ms(percentile(list(first.values()), 0.5)), ms(percentile(list(first.values()), 0.99)))
+    command("start")
+    saturating_writers(5, committed)
+    # The report waits until deliveries stop: the rate counts the time the gateway took to deliver everything.
+    delivered, elapsed, _, _, _, _, _, closed_after = command("report")
+    command("quit")
+    clients.wait()
+    if int(closed):
+        sys.exit(f"the gateway closed {closed} clients while the writer was paced")
+    if int(samples) != writes * HOT:
+        sys.exit(f"the hot clients received {samples} changes, not {writes} each")
+    print(p50, p99, f"{percentile(base, 0.5) * 1000:.1f}", f"{percentile(base, 0.99) * 1000:.1f}",
+          f"{int(delivered) / float(elapsed):.0f}", f"{sum(committed) / 5:.0f}", f"{per_connection:.0f}", samples, first_p50, first_p99, closed_after)
 
 
-asyncio.run(main())
+main()

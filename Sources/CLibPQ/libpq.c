@@ -81,6 +81,12 @@ FORWARD(PGresult *, PQexecParams,
         (PGconn *conn, const char *command, int nParams, const Oid *paramTypes, const char *const *paramValues,
          const int *paramLengths, const int *paramFormats, int resultFormat),
         (conn, command, nParams, paramTypes, paramValues, paramLengths, paramFormats, resultFormat))
+FORWARD(PGresult *, PQprepare, (PGconn *conn, const char *stmtName, const char *query, int nParams, const Oid *paramTypes),
+        (conn, stmtName, query, nParams, paramTypes))
+FORWARD(PGresult *, PQexecPrepared,
+        (PGconn *conn, const char *stmtName, int nParams, const char *const *paramValues, const int *paramLengths,
+         const int *paramFormats, int resultFormat),
+        (conn, stmtName, nParams, paramValues, paramLengths, paramFormats, resultFormat))
 FORWARD(int, PQsendQuery, (PGconn *conn, const char *query), (conn, query))
 FORWARD(PGresult *, PQgetResult, (PGconn *conn), (conn))
 FORWARD(int, PQconsumeInput, (PGconn *conn), (conn))

@@ -100,12 +100,38 @@ public final class PGConnection {
     /// Runs one statement with text parameters (`$1`, `$2`, ...) and returns its rows.
     @discardableResult
     public func query(_ sql: String, _ parameters: [String?] = []) throws -> Result {
+        try withParameters(parameters) { PQexecParams(handle, sql, Int32($0.count), nil, $0, nil, nil, 0) }
+    }
+
+    /// Prepares a statement on this connection, to run with ``query(prepared:_:)`` without being
+    /// parsed and planned again each time.
+    public func prepare(_ name: String, _ sql: String) throws {
+        guard let result = PQprepare(handle, name, sql, 0, nil) else { throw connectionFailure() }
+        defer { PQclear(result) }
+        guard PQresultStatus(result) == PGRES_COMMAND_OK else {
+            if !isHealthy { throw connectionFailure() }
+            throw PostgresError(result: result)
+        }
+    }
+
+    /// The text form of a one-dimensional array, for a parameter: `{"a","b \"c\"",NULL}`.
+    public static func arrayParameter(_ elements: [String?]) -> String {
+        let quoted = elements.map { element in
+            element.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" } ?? "NULL"
+        }
+        return "{" + quoted.joined(separator: ",") + "}"
+    }
+
+    /// Runs a statement made by ``prepare(_:_:)`` with text parameters and returns its rows.
+    @discardableResult
+    public func query(prepared name: String, _ parameters: [String?]) throws -> Result {
+        try withParameters(parameters) { PQexecPrepared(handle, name, Int32($0.count), $0, nil, nil, 0) }
+    }
+
+    private func withParameters(_ parameters: [String?], _ run: ([UnsafePointer<CChar>?]) -> OpaquePointer?) throws -> Result {
         let cStrings = parameters.map { $0.map { strdup($0) } ?? nil }
         defer { cStrings.forEach { free($0) } }
-        let values = cStrings.map { UnsafePointer($0) }
-        guard let result = PQexecParams(handle, sql, Int32(values.count), nil, values, nil, nil, 0) else {
-            throw connectionFailure()
-        }
+        guard let result = run(cStrings.map { UnsafePointer($0) }) else { throw connectionFailure() }
         defer { PQclear(result) }
         switch PQresultStatus(result) {
         case PGRES_COMMAND_OK, PGRES_TUPLES_OK:

@@ -22,7 +22,7 @@ public struct FreshetServer: Sendable {
         let metrics = ServerMetrics()
         let processor = OrderProcessor(configuration: configuration, metrics: metrics, logger: logger)
         let gateway = Gateway(configuration: configuration, metrics: metrics, logger: logger)
-        let router = Router(context: BasicWebSocketRequestContext.self)
+        let router = Router(context: GatewayRequestContext.self)
         let conninfo = configuration.serverConninfo
         router.get("health") { _, _ -> Response in
             let report = await HealthReport.check(conninfo: conninfo, processors: processor.state, gateway: gateway.state)
@@ -37,8 +37,11 @@ public struct FreshetServer: Sendable {
                 body: .init(byteBuffer: ByteBuffer(string: metrics.text)))
         }
         // A missing, bad or expired token is refused before the upgrade.
-        router.ws("ws/db_subscriptions") { request, _ in
-            guard await gateway.authenticate(request) != nil else { throw HTTPError(.unauthorized, message: "a valid gateway token is required") }
+        router.ws("ws/db_subscriptions") { request, context in
+            guard await gateway.authenticate(request) != nil else {
+                RefusedUpgradeStatus.markRefused(context.channel)
+                throw HTTPError(.unauthorized, message: "a valid gateway token is required")
+            }
             return .upgrade([:])
         } onUpgrade: { inbound, outbound, context in
             guard let (user, isService) = await gateway.authenticate(context.request) else { return }
@@ -48,7 +51,9 @@ public struct FreshetServer: Sendable {
             router: router,
             server: .http1WebSocketUpgrade(
                 webSocketRouter: router,
-                configuration: .init(ws: .init(
+                configuration: .init(
+                    http1: .init(additionalChannelHandlers: [RefusedUpgradeStatus()]),
+                    ws: .init(
                     maxFrameSize: configuration.gateway.maximumMessageBytes, autoPing: .enabled(timePeriod: configuration.gateway.pingInterval),
                     // A dead client never answers the close either: give up on it after one ping interval, at most 5 s.
                     closeTimeout: min(configuration.gateway.pingInterval, .seconds(5))))),

@@ -151,21 +151,26 @@ public final class Gateway: Service, @unchecked Sendable {
         let databaseClientID = client.databaseClientID(clientID)
         let filterText = String(decoding: try JSONSerialization.data(withJSONObject: filters), as: UTF8.self)
         let user = client.isService ? nil : client.user
+        // The filters as the feed normalizes them are what the fan-out matches the subscription with.
         let answer = try await pool.run { connection in
             try connection.query(
                 """
-                SELECT feed.subscribe($1, $2::regclass, $3::jsonb, $4, $5), $2::regclass::oid, feed.channel_name($2::regclass)
+                SELECT feed.subscribe($1, $2::regclass, $3::jsonb, $4, $5), $2::regclass::oid, feed.channel_name($2::regclass),
+                       feed.normalize_filters($2::regclass, $3::jsonb)::text
                 """, [databaseClientID, table, filterText, user, cursor?.description]
             ).rows.first
         }
-        guard let answer, let start = answer[0].flatMap(FeedCursor.init), let tableID = answer[1].flatMap({ UInt32($0) }), let channel = answer[2]
+        guard let answer, let start = answer[0].flatMap(FeedCursor.init), let tableID = answer[1].flatMap({ UInt32($0) }), let channel = answer[2],
+            let filters = answer[3]
         else { throw GatewayError(code: "XX000", message: "feed.subscribe() answered nothing") }
         // Subscribing again on this connection replaces the earlier subscription and its position.
         hub.remove(from: client) { $0.clientID == clientID && $0.tableID == tableID }
         // The answer is queued before any change for the subscription can be.
         client.send(GatewayProtocol.subscribed(table: table, clientID: clientID, cursor: start))
         hub.add(
-            GatewayHub.Subscription(client: client, clientID: clientID, databaseClientID: databaseClientID, tableID: tableID, position: start),
+            GatewayHub.Subscription(
+                client: client, clientID: clientID, databaseClientID: databaseClientID,
+                group: GatewayHub.Group(tableID: tableID, filters: filters, userID: user), position: start),
             channel: channel)
         lock.withLock { _ = gone.remove(databaseClientID) }
         fanOut.wake()

@@ -69,6 +69,7 @@ final class GatewayFanOut: @unchecked Sendable {
 
     private func fanOut() {
         withReconnects("fan-out", connected: { up in self.condition.withLock { self.state.fanOutConnected = up } }) { connection in
+            try prepareRounds(connection)
             while !isStopping {
                 // Rounds follow each other while a page comes back full or a subscription lags.
                 while try round(connection), !isStopping {}
@@ -124,56 +125,70 @@ final class GatewayFanOut: @unchecked Sendable {
         return live.count == pageSize || hub.hasLagging
     }
 
-    /// The end of the log and the changes after `live` (and after the catch-up start, for the
-    /// lagging clients), all in one snapshot.
-    private func read(_ connection: PGConnection, live: FeedCursor, catchUp: (from: FeedCursor, databaseClientIDs: [String], subscriptions: [GatewayHub.Subscription])?)
+    /// The end of the log and the changes after `live` for every group held (and after the
+    /// catch-up start, for the lagging subscriptions' groups), in one statement: one snapshot, as
+    /// the functions it calls are stable, and one round trip.
+    private func read(_ connection: PGConnection, live: FeedCursor, catchUp: (from: FeedCursor, groups: [GatewayHub.Group], subscriptions: [GatewayHub.Subscription])?)
         throws -> (head: FeedCursor, live: [GatewayHub.Delivery], catchUp: [GatewayHub.Delivery])
     {
-        var script = ["BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", "SELECT feed.current_cursor()", deliveriesSQL(after: live, clients: nil)]
-        if let catchUp { script.append(deliveriesSQL(after: catchUp.from, clients: catchUp.databaseClientIDs)) }
-        script.append("COMMIT")
-        let results: [PGConnection.Result]
-        do {
-            results = try connection.execute(script.joined(separator: ";\n"))
-        } catch {
-            if connection.isInTransaction { _ = try? connection.execute("ROLLBACK") }
-            throw error
+        let liveGroups = hub.groups
+        var parameters = Self.pageParameters(after: live, groups: liveGroups) + [String(pageSize)]
+        if let catchUp { parameters += Self.pageParameters(after: catchUp.from, groups: catchUp.groups) }
+        let result = try connection.query(prepared: catchUp == nil ? "fan_out_live" : "fan_out_catch_up", parameters)
+        guard let text = result.rows.first?.first ?? nil, let head = FeedCursor(text) else {
+            throw GatewayError(code: "XX000", message: "a fan-out round answered no end of the log")
         }
-        guard results.count == script.count, let text = results[1].rows.first?.first ?? nil, let head = FeedCursor(text) else {
-            throw GatewayError(code: "XX000", message: "a fan-out round answered \(results.count) results")
-        }
-        return (head, deliveries(results[2]), catchUp == nil ? [] : deliveries(results[3]))
+        let rows = result.rows.filter { $0[1] != nil }
+        return (head, deliveries(rows.filter { $0[1] == "f" }, groups: liveGroups),
+                catchUp.map { deliveries(rows.filter { $0[1] == "t" }, groups: $0.groups) } ?? [])
     }
 
-    private func deliveriesSQL(after: FeedCursor, clients: [String]?) -> String {
-        let only = clients.map { "string_to_array('\($0.joined(separator: " ").replacingOccurrences(of: "'", with: "''"))', ' ')" } ?? "NULL"
-        return """
-            SELECT d.change_cursor, d.table_id, array_to_string(d.client_ids, ' '),
-                   (extract(epoch FROM d.committed_at) * 1000000)::bigint,
-                   (jsonb_build_object('type', 'db_change', 'table', d.table_name, 'operation', d.operation, 'user_id', d.user_id,
-                                       'record_id', CASE WHEN (SELECT count(*) FROM jsonb_object_keys(d.row_key)) = 1
-                                                         THEN (SELECT e.value FROM jsonb_each(d.row_key) e) ELSE d.row_key END,
-                                       'data', d.row_data,
-                                       'timestamp', to_char(d.committed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-                                       'cursor', d.change_cursor)
-                    || CASE WHEN d.old_data IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('old', d.old_data) END)::text
-            FROM feed.deliveries('\(after)', \(pageSize), \(only)) d
-            """
+    private static func pageParameters(after: FeedCursor, groups: [GatewayHub.Group]) -> [String?] {
+        [after.description, PGConnection.arrayParameter(groups.map { String($0.tableID) }),
+         PGConnection.arrayParameter(groups.map(\.filters)), PGConnection.arrayParameter(groups.map(\.userID))]
     }
 
-    private func deliveries(_ result: PGConnection.Result) -> [GatewayHub.Delivery] {
-        // Changes that match the same subscriptions carry the same list: split each list once.
-        var lists: [String: [String]] = [:]
-        return result.rows.compactMap { row in
-            guard let cursor = row[0].flatMap(FeedCursor.init), let table = row[1].flatMap({ UInt32($0) }), let frame = row[4] else { return nil }
-            let listed = row[2] ?? ""
-            let clients = lists[listed] ?? {
-                let split = listed.utf8.split(separator: UInt8(ascii: " ")).map { String(decoding: $0, as: UTF8.self) }
-                lists[listed] = split
-                return split
+    /// The two statements of a round, prepared once per connection: planning them cost as much as
+    /// running them. `$1`–`$4` are the live page (after, then the groups' tables, filters and
+    /// users), `$5` the page size, and `$6`–`$9` the catch-up page.
+    private func prepareRounds(_ connection: PGConnection) throws {
+        let page = { (first: Int, isCatchUp: Bool) in
+            "SELECT \(isCatchUp) AS catch_up, * FROM feed.deliveries($\(first), $\(first + 1)::oid[], $\(first + 2)::jsonb[], $\(first + 3)::text[], $5::integer)"
+        }
+        for (name, pages) in [("fan_out_live", [page(1, false)]), ("fan_out_catch_up", [page(1, false), page(6, true)])] {
+            try connection.prepare(
+                name,
+                """
+                SELECT h.head, d.catch_up, d.change_cursor, array_to_string(d.groups, ' '),
+                       (extract(epoch FROM d.committed_at) * 1000000)::bigint,
+                       (jsonb_build_object('type', 'db_change', 'table', d.table_name, 'operation', d.operation, 'user_id', d.user_id,
+                                           'record_id', CASE WHEN (SELECT count(*) FROM jsonb_object_keys(d.row_key)) = 1
+                                                             THEN (SELECT e.value FROM jsonb_each(d.row_key) e) ELSE d.row_key END,
+                                           'data', d.row_data,
+                                           'timestamp', to_char(d.committed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                                           'cursor', d.change_cursor)
+                        || CASE WHEN d.old_data IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('old', d.old_data) END)::text
+                FROM (SELECT feed.current_cursor() AS head) h
+                LEFT JOIN LATERAL (\(pages.joined(separator: "\nUNION ALL\n"))) d ON true
+                ORDER BY d.catch_up, d.commit_seq, d.change_id
+                """)
+        }
+    }
+
+    /// One page's rows; `groups` are the groups it was asked for, in order.
+    private func deliveries(_ rows: [[String?]], groups: [GatewayHub.Group]) -> [GatewayHub.Delivery] {
+        // Changes that match the same groups carry the same list: look each list up once.
+        var lists: [String: [GatewayHub.Group]] = [:]
+        return rows.compactMap { row in
+            guard let cursor = row[2].flatMap(FeedCursor.init), let frame = row[5] else { return nil }
+            let listed = row[3] ?? ""
+            let matched = lists[listed] ?? {
+                let positions = listed.split(separator: " ").compactMap { Int($0) }.filter { $0 >= 1 && $0 <= groups.count }
+                let matched = positions.map { groups[$0 - 1] }
+                lists[listed] = matched
+                return matched
             }()
-            return GatewayHub.Delivery(
-                cursor: cursor, tableID: table, databaseClientIDs: clients, frame: frame, committedAtMicroseconds: row[3].flatMap { Int64($0) } ?? 0)
+            return GatewayHub.Delivery(cursor: cursor, groups: matched, frame: frame, committedAtMicroseconds: row[4].flatMap { Int64($0) } ?? 0)
         }
     }
 

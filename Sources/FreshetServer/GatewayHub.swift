@@ -15,30 +15,42 @@ final class GatewayHub: @unchecked Sendable {
         let client: GatewayClient
         let clientID: String
         let databaseClientID: String
-        let tableID: UInt32
+        let group: Group
         fileprivate(set) var position: FeedCursor
         fileprivate(set) var isLive = false
 
-        init(client: GatewayClient, clientID: String, databaseClientID: String, tableID: UInt32, position: FeedCursor) {
+        var tableID: UInt32 { group.tableID }
+
+        init(client: GatewayClient, clientID: String, databaseClientID: String, group: Group, position: FeedCursor) {
             self.client = client
             self.clientID = clientID
             self.databaseClientID = databaseClientID
-            self.tableID = tableID
+            self.group = group
             self.position = position
         }
     }
 
-    /// One change and the feed's clients it is for, with its `db_change` frame already built by the server.
+    /// What a subscription matches, as the feed stores it: subscriptions with equal groups receive
+    /// the same changes, so the fan-out matches each change once per group.
+    struct Group: Hashable, Sendable {
+        var tableID: UInt32
+        /// The normalized filters, as `feed.subscriptions` holds them (jsonb text).
+        var filters: String
+        /// The user whose rows it may receive; nil for a service token's subscription.
+        var userID: String?
+    }
+
+    /// One change and the groups it is for, with its `db_change` frame already built by the server.
     struct Delivery: Sendable {
         var cursor: FeedCursor
-        var tableID: UInt32
-        var databaseClientIDs: [String]
+        var groups: [Group]
         var frame: String
         var committedAtMicroseconds: Int64
     }
 
     private let lock = NSLock()
     private var byDatabaseClient: [String: [Subscription]] = [:]
+    private var byGroup: [Group: [Subscription]] = [:]
     private var lagging: [ObjectIdentifier: Subscription] = [:]
     private var listening: Set<String> = []
     private var channelsToListen: [String] = []
@@ -51,6 +63,7 @@ final class GatewayHub: @unchecked Sendable {
     func add(_ subscription: Subscription, channel: String) -> Bool {
         lock.withLock {
             byDatabaseClient[subscription.databaseClientID, default: []].append(subscription)
+            byGroup[subscription.group, default: []].append(subscription)
             lagging[ObjectIdentifier(subscription)] = subscription
             guard listening.insert(channel).inserted else { return false }
             channelsToListen.append(channel)
@@ -70,7 +83,11 @@ final class GatewayHub: @unchecked Sendable {
                 let kept = subscriptions.filter { !($0.client === client && predicate($0)) }
                 byDatabaseClient[key] = kept.isEmpty ? nil : kept
             }
-            for subscription in removed { lagging[ObjectIdentifier(subscription)] = nil }
+            for subscription in removed {
+                lagging[ObjectIdentifier(subscription)] = nil
+                let kept = byGroup[subscription.group]?.filter { $0 !== subscription } ?? []
+                byGroup[subscription.group] = kept.isEmpty ? nil : kept
+            }
             return removed
         }
     }
@@ -97,12 +114,15 @@ final class GatewayHub: @unchecked Sendable {
     /// Every channel, for a listener that connected again.
     var allChannels: [String] { lock.withLock { Array(listening) } }
 
-    /// Where the next catch-up page starts, and for which feed clients; nil when none lags.
-    func laggingStart() -> (from: FeedCursor, databaseClientIDs: [String], subscriptions: [Subscription])? {
+    /// Every group held, for a live round.
+    var groups: [Group] { lock.withLock { Array(byGroup.keys) } }
+
+    /// Where the next catch-up page starts, and for which groups; nil when none lags.
+    func laggingStart() -> (from: FeedCursor, groups: [Group], subscriptions: [Subscription])? {
         lock.withLock {
             guard let from = lagging.values.map(\.position).min() else { return nil }
             let subscriptions = Array(lagging.values)
-            return (from, Array(Set(subscriptions.map(\.databaseClientID))).sorted(), subscriptions)
+            return (from, Array(Set(subscriptions.map(\.group))), subscriptions)
         }
     }
 
@@ -143,7 +163,7 @@ final class GatewayHub: @unchecked Sendable {
             var sent = 0
             var overflowed: [GatewayClient] = []
             func deliver(_ delivery: Delivery, to subscription: Subscription) {
-                guard delivery.tableID == subscription.tableID, delivery.cursor > subscription.position else { return }
+                guard delivery.cursor > subscription.position else { return }
                 subscription.position = delivery.cursor
                 switch subscription.client.send(delivery.frame) {
                 case .queued: sent += 1
@@ -153,8 +173,8 @@ final class GatewayHub: @unchecked Sendable {
             }
             let catching = Set(caughtUp.map(ObjectIdentifier.init))
             for delivery in catchUp {
-                for id in delivery.databaseClientIDs {
-                    for subscription in byDatabaseClient[id] ?? [] where catching.contains(ObjectIdentifier(subscription)) {
+                for group in delivery.groups {
+                    for subscription in byGroup[group] ?? [] where catching.contains(ObjectIdentifier(subscription)) {
                         deliver(delivery, to: subscription)
                     }
                 }
@@ -170,8 +190,8 @@ final class GatewayHub: @unchecked Sendable {
                 }
             }
             for delivery in live {
-                for id in delivery.databaseClientIDs {
-                    for subscription in byDatabaseClient[id] ?? [] where subscription.isLive { deliver(delivery, to: subscription) }
+                for group in delivery.groups {
+                    for subscription in byGroup[group] ?? [] where subscription.isLive { deliver(delivery, to: subscription) }
                 }
             }
             if let last = (live + catchUp).max(by: { $0.committedAtMicroseconds < $1.committedAtMicroseconds }) {

@@ -91,7 +91,7 @@ enum InstalledExtension {
         let database = try InstalledExtension.database()
         #expect(try InstalledExtension.versions(database.connect()) == [
             "freshet": "1", "freshet_foundation": "0016", "freshet_jobs": "0017", "freshet_refresh": "0018",
-            "freshet_ledger": "0019", "freshet_feed": "0021",
+            "freshet_ledger": "0019", "freshet_feed": "0022",
         ])
         let migrated = try BundleDatabase.fresh()
         let viaMigrations = try SchemaSnapshot(conninfo: migrated.conninfo, installation: migrated.cluster.installation)
@@ -157,7 +157,7 @@ enum InstalledExtension {
         #expect(try connection.scalar("SELECT relkind::text FROM pg_class WHERE oid = 'ledger.position'::regclass") == "m")
         #expect(try LedgerTests.digests(connection) == tables, "the views hold exactly what the tables held")
         #expect(try LedgerTests.feedDigest(connection) == feed, "the feed is untouched")
-        #expect(try InstalledExtension.versions(connection)["freshet_feed"] == "0021")
+        #expect(try InstalledExtension.versions(connection)["freshet_feed"] == "0022")
 
         try stream.insert(Array(moves.dropFirst(1_000)), into: connection, maximumBatch: 9)
         try connection.execute("SELECT ledger.refresh_all_views()")
@@ -315,7 +315,7 @@ enum InstalledExtension {
         #expect {
             try Migrator(connection: extensionDatabase.connect(), directory: InstalledExtension.bundle,
                          reporter: extensionDatabase.output.reporter, options: MigratorOptions()).up()
-        } throws: { "\($0)".contains("has the extension freshet_feed 0021 installed") && "\($0)".contains("ALTER EXTENSION") }
+        } throws: { "\($0)".contains("has the extension freshet_feed 0022 installed") && "\($0)".contains("ALTER EXTENSION") }
         #expect(try extensionDatabase.scalar("SELECT to_regclass('migrate.history') IS NULL") == "t", "the refusal wrote nothing")
 
         let migrated = try BundleDatabase.fresh()

@@ -54,8 +54,8 @@ struct RunningServer {
         throw MigrateError.cluster("freshet-server did not start: \(String(decoding: seen, as: UTF8.self))")
     }
 
-    /// One HTTP/1.1 GET over a fresh connection: the status code and the body.
-    func get(_ path: String, headers: [String] = []) throws -> (status: Int, body: String) {
+    /// One HTTP/1.1 GET over a fresh connection: the status code, the head's header lines and the body.
+    func get(_ path: String, headers: [String] = []) throws -> (status: Int, head: String, body: String) {
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(socket) }
         // A request the server never answers fails the test instead of hanging it.
@@ -83,8 +83,8 @@ struct RunningServer {
         }
         let text = String(decoding: response, as: UTF8.self)
         let status = Int(text.split(separator: " ", maxSplits: 2).dropFirst().first ?? "") ?? -1
-        let body = text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? ""
-        return (status, body)
+        let split = text.range(of: "\r\n\r\n")
+        return (status, split.map { String(text[..<$0.lowerBound]) } ?? text, split.map { String(text[$0.upperBound...]) } ?? "")
     }
 
     /// Sends SIGTERM and waits: the exit status, and how long the shutdown took. A server still
