@@ -7,6 +7,7 @@ packages=(
   postgresql-15-cron
   postgresql-15-pgtap
   postgresql-15-plpgsql-check
+  postgresql-15-wal2json
   postgresql-client-15
   libpq-dev
   postgresql-server-dev-15

@@ -62,6 +62,8 @@ static void *libpq_function(const char *name) {
     }
 
 FORWARD(PGconn *, PQconnectdb, (const char *conninfo), (conninfo))
+FORWARD(PGconn *, PQconnectdbParams, (const char *const *keywords, const char *const *values, int expand_dbname),
+        (keywords, values, expand_dbname))
 FORWARD(void, PQfinish, (PGconn *conn), (conn))
 FORWARD(PGPing, PQping, (const char *conninfo), (conninfo))
 FORWARD(PQconninfoOption *, PQconndefaults, (void), ())
@@ -92,6 +94,8 @@ FORWARD(PGresult *, PQgetResult, (PGconn *conn), (conn))
 FORWARD(int, PQconsumeInput, (PGconn *conn), (conn))
 FORWARD(PGnotify *, PQnotifies, (PGconn *conn), (conn))
 FORWARD(int, PQputCopyEnd, (PGconn *conn, const char *errormsg), (conn, errormsg))
+FORWARD(int, PQputCopyData, (PGconn *conn, const char *buffer, int nbytes), (conn, buffer, nbytes))
+FORWARD(int, PQflush, (PGconn *conn), (conn))
 FORWARD(int, PQgetCopyData, (PGconn *conn, char **buffer, int async), (conn, buffer, async))
 FORWARD(char *, PQescapeLiteral, (PGconn *conn, const char *str, size_t len), (conn, str, len))
 FORWARD(ExecStatusType, PQresultStatus, (const PGresult *res), (res))

@@ -10,7 +10,7 @@ public final class PGConnection {
         public var commandTag: String
     }
 
-    fileprivate let handle: OpaquePointer
+    let handle: OpaquePointer
     private let noticeBox = NoticeBox()
 
     /// Called with each NOTICE, WARNING or INFO the server sends.
@@ -20,8 +20,19 @@ public final class PGConnection {
     }
 
     /// Connects with a libpq connection string or URL; an empty string uses `PG*` variables and defaults.
-    public init(conninfo: String) throws {
-        guard let handle = PQconnectdb(conninfo) else {
+    /// `overriding` sets parameters over what the string says (`replication`, for example).
+    public init(conninfo: String, overriding: [(String, String)] = []) throws {
+        let connected: OpaquePointer?
+        if overriding.isEmpty {
+            connected = PQconnectdb(conninfo)
+        } else {
+            // expand_dbname: the first value is a whole connection string or URL, and the pairs after it win.
+            let keywords = (["dbname"] + overriding.map(\.0)).map { strdup($0) }
+            let values = ([conninfo] + overriding.map(\.1)).map { strdup($0) }
+            defer { (keywords + values).forEach { free($0) } }
+            connected = PQconnectdbParams((keywords.map { UnsafePointer($0) }) + [nil], (values.map { UnsafePointer($0) }) + [nil], 1)
+        }
+        guard let handle = connected else {
             throw ConnectionError(message: "out of memory", target: "the database")
         }
         // Checked before `self.handle` is set: once every stored property is set, a throw runs
@@ -233,7 +244,7 @@ public final class PGConnection {
         try query(sql, parameters).rows.first?.first ?? nil
     }
 
-    fileprivate func connectionFailure() -> ConnectionError {
+    func connectionFailure() -> ConnectionError {
         ConnectionError(
             message: String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines),
             target: target.description, lost: true)

@@ -74,7 +74,7 @@ public final class PostgresCluster: @unchecked Sendable {
         let fresh = !FileManager.default.fileExists(atPath: "\(cluster.dataDirectory)/PG_VERSION")
         if fresh { try cluster.initialize(durable: durable) }
         if !cluster.isRunning {
-            if !fresh { try cluster.addMissingCronSettings() }
+            if !fresh { try cluster.addMissingSettings() }
             try cluster.start()
         }
         if fresh { try cluster.createDatabase(cronDatabase) }
@@ -214,6 +214,7 @@ public final class PostgresCluster: @unchecked Sendable {
         if hasPgCron {
             settings += ["shared_preload_libraries = 'pg_cron'", "cron.database_name = '\(cronDatabase)'"] + cronConnectionSettings
         }
+        settings += Self.logicalDecodingSettings
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(dataDirectory)/postgresql.conf"))
         try handle.seekToEnd()
         try handle.write(contentsOf: Data(("\n# freshet\n" + settings.joined(separator: "\n") + "\n").utf8))
@@ -224,14 +225,25 @@ public final class PostgresCluster: @unchecked Sendable {
     /// cluster without TCP never answers: point it at the socket directory, as a client would.
     private var cronConnectionSettings: [String] { ["cron.host = '\(rootDirectory)'"] }
 
-    /// Adds the pg_cron connection settings to a cluster made before they existed; read at the next start.
-    private func addMissingCronSettings() throws {
+    /// Logical decoding, for the feed's capture from the WAL: wal2json must be named to be loaded, and
+    /// a slot nobody reads may hold back at most 1 GB of WAL before PostgreSQL invalidates it.
+    static let logicalDecodingSettings = [
+        "wal_level = logical", "max_slot_wal_keep_size = '1GB'", "output_plugin_libraries = 'pgoutput, test_decoding, wal2json'",
+    ]
+
+    /// Adds the settings of later Freshet versions to a cluster made before they existed; read at the next start.
+    private func addMissingSettings() throws {
         let path = "\(dataDirectory)/postgresql.conf"
         let configuration = try String(contentsOfFile: path, encoding: .utf8)
-        guard hasPgCron, configuration.contains("shared_preload_libraries = 'pg_cron'"), !configuration.contains("cron.host") else { return }
+        var missing: [String] = []
+        if hasPgCron, configuration.contains("shared_preload_libraries = 'pg_cron'"), !configuration.contains("cron.host") {
+            missing += cronConnectionSettings
+        }
+        if !configuration.contains("output_plugin_libraries") { missing += Self.logicalDecodingSettings }
+        guard !missing.isEmpty else { return }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         try handle.seekToEnd()
-        try handle.write(contentsOf: Data(("\n# freshet\n" + cronConnectionSettings.joined(separator: "\n") + "\n").utf8))
+        try handle.write(contentsOf: Data(("\n# freshet\n" + missing.joined(separator: "\n") + "\n").utf8))
         try handle.close()
     }
 
