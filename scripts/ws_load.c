@@ -90,14 +90,27 @@ static void send_frame(int fd, int opcode, const char *payload, size_t length) {
     write_all(fd, payload, length);
 }
 
-/* The text after `"key":` (and any spaces) in a JSON frame, or NULL. */
+/* The text after `"key":` (and any spaces), for a key of the outermost object, or NULL. */
 static const char *value_of(const char *json, size_t length, const char *key) {
     size_t key_length = strlen(key);
-    const char *end = json + length;
-    for (const char *at = memmem(json, length, key, key_length); at; at = memmem(at + 1, (size_t)(end - at - 1), key, key_length)) {
-        const char *value = at + key_length;
-        while (value < end && (*value == ' ' || *value == ':')) value++;
-        if (value > at + key_length) return value;
+    int depth = 0, in_string = 0;
+    for (size_t i = 0; i < length; i++) {
+        char c = json[i];
+        if (in_string) {
+            if (c == '\\') i++;
+            else if (c == '"') in_string = 0;
+            continue;
+        }
+        if (c == '{' || c == '[') depth++;
+        else if (c == '}' || c == ']') depth--;
+        else if (c == '"') {
+            if (depth == 1 && length - i >= key_length && memcmp(json + i, key, key_length) == 0) {
+                const char *value = json + i + key_length;
+                while (value < json + length && (*value == ' ' || *value == ':')) value++;
+                if (value > json + i + key_length) return value;
+            }
+            in_string = 1;
+        }
     }
     return NULL;
 }
@@ -110,7 +123,8 @@ static void on_text(struct connection *connection, const char *json, size_t leng
     } else if (strncmp(type, "\"db_change\"", 11) == 0) {
         frames_received++;
         last_frame_at = arrived;
-        const char *sent_at = value_of(json, length, "\"sent_at\"");
+        const char *data = value_of(json, length, "\"data\"");
+        const char *sent_at = data ? value_of(data, (size_t)(json + length - data), "\"sent_at\"") : NULL;
         if (connection->hot && sent_at) {
             if (sample_count == sample_capacity) {
                 sample_capacity = sample_capacity ? 2 * sample_capacity : 65536;
@@ -120,7 +134,8 @@ static void on_text(struct connection *connection, const char *json, size_t leng
             samples[sample_count++] = (struct sample){sent, arrived - sent};
         }
     } else if (strncmp(type, "\"error\"", 7) == 0) {
-        fprintf(stderr, "ws_load: error frame: %.*s\n", (int)length, json);
+        fprintf(stderr, "ws_load: the gateway answered with an error: %.*s\n", (int)length, json);
+        exit(1);
     }
 }
 

@@ -211,26 +211,10 @@ final class GatewayFanOut: @unchecked Sendable {
         }
     }
 
-    /// Runs `body` on a connection, opening it again with backoff whenever it fails, until stopped.
     private func withReconnects(_ name: String, connected: @escaping (Bool) -> Void, _ body: (PGConnection) throws -> Void) {
-        var delay = Duration.milliseconds(100)
-        var isReconnect = false
-        while !isStopping {
-            do {
-                let connection = try PGConnection(conninfo: conninfo)
-                if isReconnect { metrics.databaseReconnects.increment() }
-                isReconnect = true
-                delay = .milliseconds(100)
-                connected(true)
-                defer { connected(false) }
-                try body(connection)
-            } catch {
-                let reason = (error as? ConnectionError)?.summary ?? "\(error)"
-                logger.warning("gateway \(name): \(reason); connecting again in \(delay)")
-                let deadline = ContinuousClock.now.advanced(by: delay)
-                while !isStopping && ContinuousClock.now < deadline { usleep(20_000) }
-                delay = min(delay * 2, maximumReconnectDelay)
-            }
-        }
+        Reconnecting(
+            conninfo: conninfo, name: "gateway \(name)", metrics: metrics, logger: logger, maximumDelay: maximumReconnectDelay,
+            isStopping: { self.isStopping }
+        ).run(connected: connected, body)
     }
 }

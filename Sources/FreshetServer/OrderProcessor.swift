@@ -64,35 +64,21 @@ public final class OrderProcessor: Service, @unchecked Sendable {
     /// One processor's life: connect, listen, drain when woken, and connect again with backoff
     /// when the connection goes away.
     private func process(_ index: Int) {
-        var delay = Duration.milliseconds(100)
-        var isReconnect = false
-        while !isStopping {
-            do {
-                let connection = try PGConnection(conninfo: configuration.serverConninfo)
-                try connection.execute("LISTEN jobs_order_queue")
-                if isReconnect { metrics.databaseReconnects.increment() }
-                isReconnect = true
-                delay = .milliseconds(100)
-                lock.withLock { connected += 1 }
-                metrics.processorsConnected.increment()
-                defer {
-                    lock.withLock { connected -= 1 }
-                    metrics.processorsConnected.decrement()
+        let reconnecting = Reconnecting(
+            conninfo: configuration.serverConninfo, name: "order processor \(index)", metrics: metrics, logger: logger,
+            maximumDelay: configuration.maximumReconnectDelay, isStopping: { self.isStopping })
+        reconnecting.run(connected: { up in
+            lock.withLock { connected += up ? 1 : -1 }
+            if up { metrics.processorsConnected.increment() } else { metrics.processorsConnected.decrement() }
+        }) { connection in
+            try connection.execute("LISTEN jobs_order_queue")
+            // Drains once at the start too: orders inserted while no processor listened.
+            while !isStopping {
+                while !isStopping, try connection.scalar("SELECT jobs.process_next_queue_order()") != nil {
+                    lock.withLock { processed += 1 }
+                    metrics.ordersProcessed.increment()
                 }
-                // Drains once at the start too: orders inserted while no processor listened.
-                while !isStopping {
-                    while !isStopping, try connection.scalar("SELECT jobs.process_next_queue_order()") != nil {
-                        lock.withLock { processed += 1 }
-                        metrics.ordersProcessed.increment()
-                    }
-                    _ = try connection.waitForNotification(timeout: 0.25)
-                }
-            } catch {
-                let reason = (error as? ConnectionError)?.summary ?? "\(error)"
-                logger.warning("order processor \(index): \(reason); connecting again in \(delay)")
-                let deadline = ContinuousClock.now.advanced(by: delay)
-                while !isStopping && ContinuousClock.now < deadline { usleep(20_000) }
-                delay = min(delay * 2, configuration.maximumReconnectDelay)
+                _ = try connection.waitForNotification(timeout: 0.25)
             }
         }
     }

@@ -162,6 +162,24 @@ private func answers(_ messages: [[String: Any]], _ type: String) -> [[String: A
         await bearer.close()
     }
 
+    @Test func aServerWhoseRoleHasNoGrantsAnswers42501AndBacksOff() async throws {
+        let fixture = try GatewayFixture()
+        try fixture.execute("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'gateway_nobody') THEN CREATE ROLE gateway_nobody LOGIN; END IF; END $$")
+        let server = try RunningServer(
+            conninfo: fixture.database.conninfo + " user=gateway_nobody", environment: ["FRESHET_JWT_SECRET": GatewayFixture.secret])
+        defer { _ = server.terminate() }
+        let socket = GatewayFixture.socket(server, try await GatewayFixture.token("0001"))
+        socket.send(["type": "subscribe", "table": "app.trades", "client_id": "m"])
+        #expect(await socket.wait { answers($0, "error").contains { $0["code"] as? String == "42501" } }, "\(socket.messages)")
+        #expect(try server.get("/health").status == 503)
+        try await Task.sleep(for: .seconds(3))
+        // Each connection succeeds and its first query fails: the backoff still doubles (0.1, 0.2,
+        // 0.4, 0.8, 1.6 s), where restarting it on every connect would retry ten times a second.
+        let retries = server.output.components(separatedBy: "gateway fan-out: ERROR 42501").count - 1
+        #expect(retries >= 2 && retries <= 8, "\(retries) retries in about 3 s")
+        await socket.close()
+    }
+
     @Test func badMessagesGetAnErrorAndTheConnectionStaysUsable() async throws {
         let fixture = try GatewayFixture()
         let server = try fixture.server(["--max-message-bytes", "4096"])
