@@ -54,9 +54,10 @@ public struct FreshetServer: Sendable {
                 configuration: .init(
                     http1: .init(additionalChannelHandlers: [RefusedUpgradeStatus()]),
                     ws: .init(
-                    maxFrameSize: configuration.gateway.maximumMessageBytes, autoPing: .enabled(timePeriod: configuration.gateway.pingInterval),
-                    // A dead client never answers the close either: give up on it after one ping interval, at most 5 s.
-                    closeTimeout: min(configuration.gateway.pingInterval, .seconds(5))))),
+                        maxFrameSize: configuration.gateway.maximumMessageBytes,
+                        autoPing: .enabled(timePeriod: configuration.gateway.pingInterval),
+                        // A dead client never answers the close either: give up on it after one ping interval, at most 5 s.
+                        closeTimeout: min(configuration.gateway.pingInterval, .seconds(5))))),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "freshet-server"),
             services: [processor, gateway],
             onServerRunning: { channel in

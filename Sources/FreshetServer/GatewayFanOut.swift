@@ -81,8 +81,8 @@ final class GatewayFanOut: @unchecked Sendable {
         }
     }
 
-    /// One round in one snapshot: the live stretch and, when a subscription lags, its catch-up page,
-    /// sent as one script so the round costs one round trip. Returns whether another round has work at once.
+    /// One round in one snapshot: the live stretch and, when a subscription lags, its catch-up page.
+    /// Returns whether another round has work at once.
     private func round(_ connection: PGConnection) throws -> Bool {
         if hub.livePosition == nil {
             // The first round starts live delivery at the end of the log as it is now.
