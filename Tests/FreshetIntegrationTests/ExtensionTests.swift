@@ -91,7 +91,7 @@ enum InstalledExtension {
         let database = try InstalledExtension.database()
         #expect(try InstalledExtension.versions(database.connect()) == [
             "freshet": "1", "freshet_foundation": "0016", "freshet_jobs": "0017", "freshet_refresh": "0018",
-            "freshet_ledger": "0019", "freshet_feed": "0022",
+            "freshet_ledger": "0019", "freshet_feed": "0023",
         ])
         let migrated = try BundleDatabase.fresh()
         let viaMigrations = try SchemaSnapshot(conninfo: migrated.conninfo, installation: migrated.cluster.installation)
@@ -140,6 +140,39 @@ enum InstalledExtension {
         }
     }
 
+    /// A table watched before 0023, whose columns are named n and o, is captured whole after the
+    /// update on both paths; under ALTER EXTENSION its new capture functions stay outside the extension.
+    @Test func updatingTo0023MendsTheCaptureOfAWatchedTableWithColumnsNamedNAndO() throws {
+        let table = "CREATE TABLE public.points (id int PRIMARY KEY, n int, o text); SELECT feed.watch('public.points')"
+        func logged(_ connection: PGConnection) throws -> [String] {
+            try connection.execute("INSERT INTO public.points VALUES (1, 42, 'x'); UPDATE public.points SET n = 43; DELETE FROM public.points")
+            return try connection.query(
+                "SELECT operation || ' ' || row_data::text FROM feed.change_log WHERE table_name = 'public.points' ORDER BY id").rows.map { $0[0]! }
+        }
+        let expected = [#"INSERT {"n": 42, "o": "x", "id": 1}"#, #"UPDATE {"n": 43, "o": "x", "id": 1}"#, #"DELETE {"n": 43, "o": "x", "id": 1}"#]
+
+        let extensionDatabase = try InstalledExtension.database()
+        let viaExtension = try extensionDatabase.connect()
+        try viaExtension.execute("ALTER EXTENSION freshet_feed UPDATE TO '0022'; \(table)")
+        #expect(throws: PostgresError.self, "0022's capture fails the UPDATE") { try logged(viaExtension) }
+        try viaExtension.execute("ALTER EXTENSION freshet_feed UPDATE")
+        #expect(try logged(viaExtension) == expected)
+        #expect(try viaExtension.scalar(
+            "SELECT count(*) FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid WHERE d.deptype = 'e' AND p.proname ~ '^capture_[0-9]+_'") == "0")
+        #expect(try viaExtension.scalar("SELECT feed.unwatch('public.points')") == "t")
+
+        let runnerDatabase = try TestDatabase()
+        let migrator = try Migrator(
+            connection: runnerDatabase.connect(), directory: MigrationDirectory(path: BundleDatabase.migrationsPath),
+            reporter: Reporter(verbosity: .quiet) { _ in }, options: MigratorOptions())
+        _ = try migrator.up(to: 22)
+        let viaRunner = try runnerDatabase.connect()
+        try viaRunner.execute(table)
+        _ = try migrator.up()
+        #expect(try logged(viaRunner) == expected)
+        #expect(try viaRunner.scalar("SELECT feed.unwatch('public.points')") == "t")
+    }
+
     @Test func theLedgerMovesToItsViewsAndBackWithOneAlterExtensionEachAndTheFeedStays() throws {
         let database = try InstalledExtension.database()
         let connection = try database.connect()
@@ -157,7 +190,7 @@ enum InstalledExtension {
         #expect(try connection.scalar("SELECT relkind::text FROM pg_class WHERE oid = 'ledger.position'::regclass") == "m")
         #expect(try LedgerTests.digests(connection) == tables, "the views hold exactly what the tables held")
         #expect(try LedgerTests.feedDigest(connection) == feed, "the feed is untouched")
-        #expect(try InstalledExtension.versions(connection)["freshet_feed"] == "0022")
+        #expect(try InstalledExtension.versions(connection)["freshet_feed"] == "0023")
 
         try stream.insert(Array(moves.dropFirst(1_000)), into: connection, maximumBatch: 9)
         try connection.execute("SELECT ledger.refresh_all_views()")
@@ -315,7 +348,7 @@ enum InstalledExtension {
         #expect {
             try Migrator(connection: extensionDatabase.connect(), directory: InstalledExtension.bundle,
                          reporter: extensionDatabase.output.reporter, options: MigratorOptions()).up()
-        } throws: { "\($0)".contains("has the extension freshet_feed 0022 installed") && "\($0)".contains("ALTER EXTENSION") }
+        } throws: { "\($0)".contains("has the extension freshet_feed 0023 installed") && "\($0)".contains("ALTER EXTENSION") }
         #expect(try extensionDatabase.scalar("SELECT to_regclass('migrate.history') IS NULL") == "t", "the refusal wrote nothing")
 
         let migrated = try BundleDatabase.fresh()
