@@ -141,9 +141,13 @@ enum InstalledExtension {
     }
 
     /// A table watched before 0023, whose columns are named n and o, is captured whole after the
-    /// update on both paths; under ALTER EXTENSION its new capture functions stay outside the extension.
+    /// update on both paths, with a dropped watched table's registration left behind as well; under
+    /// ALTER EXTENSION the new capture functions stay outside the extension.
     @Test func updatingTo0023MendsTheCaptureOfAWatchedTableWithColumnsNamedNAndO() throws {
-        let table = "CREATE TABLE public.points (id int PRIMARY KEY, n int, o text); SELECT feed.watch('public.points')"
+        let table = """
+            CREATE TABLE public.points (id int PRIMARY KEY, n int, o text); SELECT feed.watch('public.points');
+            CREATE TABLE public.gone (id int PRIMARY KEY); SELECT feed.watch('public.gone'); DROP TABLE public.gone
+            """
         func logged(_ connection: PGConnection) throws -> [String] {
             try connection.execute("INSERT INTO public.points VALUES (1, 42, 'x'); UPDATE public.points SET n = 43; DELETE FROM public.points")
             return try connection.query(
@@ -171,6 +175,7 @@ enum InstalledExtension {
         _ = try migrator.up()
         #expect(try logged(viaRunner) == expected)
         #expect(try viaRunner.scalar("SELECT feed.unwatch('public.points')") == "t")
+        #expect(try viaRunner.scalar("SELECT count(*) FROM feed.watched_tables") == "0", "the dropped table's registration is gone")
     }
 
     @Test func theLedgerMovesToItsViewsAndBackWithOneAlterExtensionEachAndTheFeedStays() throws {

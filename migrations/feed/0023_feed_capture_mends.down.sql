@@ -1,7 +1,6 @@
--- A watched table with a column named n or o: the generated capture referred to whole rows as n and
--- o, which PostgreSQL read as that column. An INSERT logged the column's value as the row, a DELETE
--- the same with o, and every UPDATE failed ("column reference is ambiguous"). The generator now
--- writes n.* and o.*, and every watched table's capture is generated again.
+-- The generator as 0013 made it, and every watched table's capture generated again from it.
+
+SELECT feed.forget_dropped_tables();
 
 CREATE OR REPLACE FUNCTION feed.prepare_capture(watched regclass, user_column text) RETURNS boolean
     LANGUAGE plpgsql
@@ -76,25 +75,24 @@ BEGIN
     END IF;
 
     -- One generated function per operation: a single INSERT ... SELECT from the transition tables.
-    -- Whole rows are n.* and o.*: a bare n or o would name a column of that name, if the table has one.
     -- An UPDATE pairs old and new rows by key (and user); an unpaired row becomes a DELETE or an
     -- INSERT, and the DELETEs come first, so a reader applying changes in order never loses a row.
     FOR capture IN
         SELECT * FROM (VALUES
             ('INSERT', 'NEW TABLE AS new_rows',
-             format($f$'INSERT', %s, %s, %L, to_jsonb(n.*), NULL FROM new_rows n$f$, key_of_n, user_of_n, is_public)),
+             format($f$'INSERT', %s, %s, %L, to_jsonb(n), NULL FROM new_rows n$f$, key_of_n, user_of_n, is_public)),
             ('DELETE', 'OLD TABLE AS old_rows',
-             format($f$'DELETE', %s, %s, %L, to_jsonb(o.*), NULL FROM old_rows o$f$, key_of_o, user_of_o, is_public)),
+             format($f$'DELETE', %s, %s, %L, to_jsonb(o), NULL FROM old_rows o$f$, key_of_o, user_of_o, is_public)),
             ('UPDATE', 'OLD TABLE AS old_rows NEW TABLE AS new_rows',
-             format($f$CASE WHEN (o.*) IS NULL THEN 'INSERT' WHEN (n.*) IS NULL THEN 'DELETE' ELSE 'UPDATE' END,
-               CASE WHEN (n.*) IS NULL THEN %s ELSE %s END, CASE WHEN (n.*) IS NULL THEN %s ELSE %s END, %L,
-               CASE WHEN (n.*) IS NULL THEN to_jsonb(o.*) ELSE to_jsonb(n.*) END,
-               CASE WHEN NOT ((n.*) IS NULL OR (o.*) IS NULL) THEN
-                   (SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}') FROM jsonb_each(to_jsonb(o.*)) e
-                    WHERE e.value IS DISTINCT FROM to_jsonb(n.*) -> e.key)
+             format($f$CASE WHEN o IS NULL THEN 'INSERT' WHEN n IS NULL THEN 'DELETE' ELSE 'UPDATE' END,
+               CASE WHEN n IS NULL THEN %s ELSE %s END, CASE WHEN n IS NULL THEN %s ELSE %s END, %L,
+               CASE WHEN n IS NULL THEN to_jsonb(o) ELSE to_jsonb(n) END,
+               CASE WHEN NOT (n IS NULL OR o IS NULL) THEN
+                   (SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}') FROM jsonb_each(to_jsonb(o)) e
+                    WHERE e.value IS DISTINCT FROM to_jsonb(n) -> e.key)
                END
         FROM new_rows n FULL JOIN old_rows o ON %s
-        ORDER BY CASE WHEN (n.*) IS NULL THEN 0 ELSE 1 END$f$, key_of_o, key_of_n, user_of_o, user_of_n, is_public, pairs))
+        ORDER BY CASE WHEN n IS NULL THEN 0 ELSE 1 END$f$, key_of_o, key_of_n, user_of_o, user_of_n, is_public, pairs))
         ) AS c (operation, transition_tables, selected)
     LOOP
         function_name := 'capture_' || watched::oid || '_' || lower(capture.operation);
@@ -139,6 +137,7 @@ CREATE TEMPORARY TABLE feed_rewatch_0023 ON COMMIT DROP AS SELECT w.table_id, w.
 SELECT feed.unwatch(r.table_id) FROM feed_rewatch_0023 r;
 SELECT feed.watch(r.table_id, r.user_column) FROM feed_rewatch_0023 r ORDER BY r.table_id;
 UPDATE feed.watched_tables w SET watched_at = r.watched_at FROM feed_rewatch_0023 r WHERE w.table_id = r.table_id;
+
 -- Under ALTER EXTENSION ... UPDATE, the functions watch() just made would belong to the extension,
 -- and unwatch() could no longer drop them: they are the table owner's, as watch() makes them anywhere else.
 DO $$
@@ -155,3 +154,5 @@ BEGIN
         EXECUTE format('ALTER EXTENSION %I DROP FUNCTION %s', made.extname, made.function);
     END LOOP;
 END $$;
+
+DROP FUNCTION feed.forget_dropped_tables();
