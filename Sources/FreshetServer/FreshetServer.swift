@@ -39,7 +39,8 @@ public struct FreshetServer: Sendable {
         // A missing, bad or expired token is refused before the upgrade.
         router.ws("ws/db_subscriptions") { request, context in
             guard await gateway.authenticate(request) != nil else {
-                RefusedUpgradeStatus.markRefused(context.channel)
+                // A plain GET is answered 401 as it is; only a declined upgrade needs the mark.
+                if request.headers[.upgrade] != nil { RefusedUpgradeStatus.markRefused(context.channel) }
                 throw HTTPError(.unauthorized, message: "a valid gateway token is required")
             }
             return .upgrade([:])
